@@ -1,0 +1,1 @@
+"""Shard format and webdataset readers for tokenizer and LLM training."""

@@ -1,0 +1,1 @@
+"""Lightning modules and callbacks shared by the recipes."""
