@@ -1,0 +1,129 @@
+"""Optimal-transport conditional flow matching: the probability path and its ODE sampler.
+
+The path is Lipman et al. 2023 ("Flow Matching for Generative Modeling",
+Eq. 20-23), in the form of torchcfm's `sample_location_and_conditional_flow`
+with x0 ~ N(0, I) noise and x1 the data (paper Sec. III, ref. [26]):
+
+    x_t = (1 - (1 - sigma_min) t) x0 + t x1
+    u_t = x1 - (1 - sigma_min) x0
+
+The network regresses u_t given (x_t, t, condition) (`cfm_loss`); sampling
+integrates dx/dt = v(x, t) from t = 0 (noise scaled by a temperature) to
+t = 1 with `torchdiffeq.odeint` (`sample`). This module holds only the math;
+the network that estimates v is `lmmsn.tokenizer.decoder`.
+
+Dimensions: B batch, T frames, L latent dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+FIXED_STEP_METHODS = ("euler", "midpoint", "rk4", "explicit_adams", "implicit_adams")
+ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
+
+
+@dataclass
+class FlowConfig:
+    """Training objective of the decoder and how codes are sampled back to latents."""
+
+    objective: Literal["cfm", "mse"] = "cfm"
+    "cfm: OT conditional flow matching (VQ+FM, the paper's model); mse: VQ+MSE ablation (same decoder, t fixed to 0, predicts latents from zeros)."
+    sigma_min: float = 1e-4
+    "Width of the OT path at t = 1 (Lipman et al.)."
+    method: str = "midpoint"
+    "torchdiffeq odeint method: fixed-step (euler, midpoint, rk4, ...) or adaptive (dopri5, ...)."
+    steps: int = 4
+    "Fixed-step methods: uniform steps from t=0 to 1 (midpoint: 2 network calls each)."
+    temperature: float = 1.0
+    "Scale of the starting noise x0 (0 = deterministic, start from the mean)."
+    atol: float = 1e-5
+    "Adaptive methods: absolute tolerance."
+    rtol: float = 1e-5
+    "Adaptive methods: relative tolerance."
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sigma_min < 1.0:
+            raise ValueError(f"sigma_min must be in [0, 1), got {self.sigma_min}")
+        if self.method not in FIXED_STEP_METHODS + ADAPTIVE_METHODS:
+            raise ValueError(f"flow method {self.method!r} is not one of {FIXED_STEP_METHODS + ADAPTIVE_METHODS}")
+        if self.steps < 1:
+            raise ValueError(f"flow steps must be >= 1, got {self.steps}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+
+def _expand_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """t [B] -> [B, 1, ..., 1] broadcastable against x."""
+    return t.reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+
+
+def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, sigma_min: float) -> torch.Tensor:
+    """Point on the OT path: x_t = (1 - (1 - sigma_min) t) x0 + t x1, t [B]."""
+    te = _expand_time(t, x1)
+    return (1 - (1 - sigma_min) * te) * x0 + te * x1
+
+
+def target_velocity(x0: torch.Tensor, x1: torch.Tensor, sigma_min: float) -> torch.Tensor:
+    """Conditional vector field of the OT path: u_t = x1 - (1 - sigma_min) x0 (independent of t)."""
+    return x1 - (1 - sigma_min) * x0
+
+
+def sample_path(
+    x1: torch.Tensor, sigma_min: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw t ~ U(0, 1) per sample and x0 ~ N(0, I); return (t [B], x_t, u_t)."""
+    t = torch.rand(x1.shape[0], device=x1.device, generator=generator)
+    x0 = torch.randn(x1.shape, device=x1.device, dtype=x1.dtype, generator=generator)
+    return t, interpolate(x0, x1, t, sigma_min), target_velocity(x0, x1, sigma_min)
+
+
+def sample(
+    velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    shape: tuple[int, ...],
+    config: FlowConfig,
+    *,
+    steps: int | None = None,
+    temperature: float | None = None,
+    method: str | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Integrate dx/dt = velocity(x, t) from noise at t = 0 to t = 1.
+
+    Args:
+        velocity: v(x [B, ...], t [B]) -> [B, ...].
+        shape: shape of x, e.g. (B, T, L).
+        config: default method, steps, temperature and tolerances.
+        steps / temperature / method: per-call overrides of the config.
+        generator: source of the starting noise (reproducible decodes).
+        device / dtype: of x.
+
+    Returns:
+        x at t = 1, of `shape`.
+    """
+    from torchdiffeq import odeint
+
+    steps = config.steps if steps is None else steps
+    temperature = config.temperature if temperature is None else temperature
+    method = config.method if method is None else method
+    x0 = temperature * torch.randn(shape, device=device, dtype=dtype, generator=generator)
+
+    def field(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return velocity(x, t.expand(x.shape[0]).to(x.dtype))
+
+    if method in ADAPTIVE_METHODS:
+        grid = torch.tensor([0.0, 1.0], device=device, dtype=dtype)
+        path = odeint(field, x0, grid, method=method, atol=config.atol, rtol=config.rtol)
+    else:
+        grid = torch.linspace(0.0, 1.0, steps + 1, device=device, dtype=dtype)
+        path = odeint(field, x0, grid, method=method)
+    return path[-1]
+
+
+__all__ = ["FlowConfig", "interpolate", "sample", "sample_path", "target_velocity"]

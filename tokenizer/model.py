@@ -1,0 +1,347 @@
+"""AudioTokenizer: frozen VAE + causal encoder + VQ codebook + DiT flow-matching decoder.
+
+The paper's tokenizer (Sec. III, Fig. 1): waveform -> frozen Stable Audio Open
+VAE -> z [T, 64] -> causal transformer encoder -> VQ (8196 x 64) -> codes at
+21.5 per second (0.28 kbps). Codes -> codebook vectors -> DiT vector field
+integrated by an ODE (OT-CFM) -> z_hat -> VAE decoder -> waveform. The VQ+MSE
+ablation swaps the flow for one deterministic DiT pass (`flow.objective`).
+
+The parts are injected (`AudioTokenizer(vae, encoder, quantizer, decoder,
+config)`); `build_tokenizer(config)` wires them. The VAE is optional for
+latent-only work (training on precomputed latents): `encode`/`decode` need
+it, `encode_latents`/`decode_latents` do not. Exports reference the VAE by its
+`VAEConfig`, never copy its weights.
+
+Dimensions: B batch, C channels, N samples, T frames, L latent dim, Q codebook dim.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lmmsn.config import from_dict, to_dict
+from lmmsn.export import load_exported_weights, read_exported_config, save_exported
+from lmmsn.tokenizer import flow as flow_lib
+from lmmsn.tokenizer.decoder import DecoderConfig, DiTDecoder
+from lmmsn.tokenizer.encoder import CausalEncoder, EncoderConfig
+from lmmsn.tokenizer.flow import FlowConfig
+from lmmsn.tokenizer.quantizer import QuantizerConfig, QuantizerOutput, VectorQuantizer
+from lmmsn.tokenizer.vae import ARCHITECTURES, LatentAutoencoder, VAEConfig, build_vae
+
+logger = logging.getLogger(__name__)
+
+EXPORT_KIND = "audio_tokenizer"
+
+
+@dataclass
+class TokenizerConfig:
+    """Everything needed to rebuild an AudioTokenizer (the VAE by reference)."""
+
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    "The frozen VAE: architecture + checkpoint reference (weights never copied)."
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    "Causal transformer encoder."
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    "VQ codebook."
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    "DiT vector-field estimator."
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    "Objective (cfm / mse ablation) and ODE sampling defaults."
+    latent_scale: float = 1.0
+    "Latents are multiplied by this before the encoder / as flow targets, divided after decoding (unit variance suits the N(0, I) flow source)."
+
+    def __post_init__(self) -> None:
+        if self.latent_scale <= 0:
+            raise ValueError(f"latent_scale must be positive, got {self.latent_scale}")
+
+    @property
+    def latent_dim(self) -> int:
+        """L, read from the VAE architecture (no VAE is built)."""
+        return int(ARCHITECTURES[self.vae.architecture]["model"]["latent_dim"])
+
+    @property
+    def frame_rate(self) -> float:
+        """Latent frames (= tokens) per second of the VAE architecture."""
+        model = ARCHITECTURES[self.vae.architecture]
+        return model["sample_rate"] / model["model"]["downsampling_ratio"]
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second: tokens/s x log2(codebook size)."""
+        return self.frame_rate * math.log2(self.quantizer.codebook_size)
+
+
+SIZES: dict[str, TokenizerConfig] = {
+    # Paper Sec. IV-A: SAO VAE (44.1 kHz, 64-dim latents), 12 causal blocks of
+    # width 64 / FFN 768, 8196 x 64 codebook, DiT of the same block shape.
+    "paper": TokenizerConfig(),
+    # CPU tests: the tiny VAE (16 kHz, 8-dim latents), 2 blocks of width 16.
+    "tiny": TokenizerConfig(
+        vae=VAEConfig(architecture="tiny"),
+        encoder=EncoderConfig(dim=16, num_layers=2, num_heads=2, ffn_dim=32),
+        quantizer=QuantizerConfig(codebook_size=32, dim=8),
+        decoder=DecoderConfig(dim=16, num_layers=2, num_heads=2, ffn_dim=32, timestep_dim=32),
+    ),
+}
+
+
+def tokenizer_config(size: str, **changes) -> TokenizerConfig:
+    """A copy of the named size ("tiny" | "paper"), with top-level fields replaced."""
+    if size not in SIZES:
+        raise KeyError(f"unknown tokenizer size {size!r}; known: {sorted(SIZES)}")
+    base = from_dict(TokenizerConfig, to_dict(SIZES[size]))  # deep copy
+    return replace(base, **changes)
+
+
+@dataclass
+class TokenizerLoss:
+    """Losses and statistics of one training forward."""
+
+    loss: torch.Tensor
+    "Total: reconstruction (flow or MSE) + quantizer loss."
+    recon_loss: torch.Tensor
+    "Flow-matching loss (cfm) or latent MSE (mse), over valid frames."
+    quantizer: QuantizerOutput
+    "Codes, VQ loss and usage statistics."
+
+
+def _masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error over valid frames of [B, T, L] tensors."""
+    err = (pred.float() - target.float()).pow(2)
+    if mask is None:
+        return err.mean()
+    weights = mask[..., None].float()
+    return (err * weights).sum() / (weights.sum() * err.shape[-1]).clamp_min(1.0)
+
+
+class AudioTokenizer(nn.Module):
+    """Waveform <-> discrete audio tokens.
+
+    Args:
+        vae: frozen latent autoencoder (None: latent-only; `encode`/`decode` unavailable).
+        encoder: causal encoder [B, T, L] -> [B, T, Q].
+        quantizer: VQ codebook.
+        decoder: DiT vector field.
+        config: the config the parts were built from (saved by `save_pretrained`).
+    """
+
+    def __init__(
+        self,
+        vae: LatentAutoencoder | None,
+        encoder: CausalEncoder,
+        quantizer: VectorQuantizer,
+        decoder: DiTDecoder,
+        config: TokenizerConfig,
+    ) -> None:
+        super().__init__()
+        self.vae = vae
+        self.encoder = encoder
+        self.quantizer = quantizer
+        self.decoder = decoder
+        self.config = config
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def latent_dim(self) -> int:
+        return self.vae.latent_dim if self.vae is not None else self.config.latent_dim
+
+    @property
+    def sample_rate(self) -> int:
+        if self.vae is not None:
+            return self.vae.sample_rate
+        return int(ARCHITECTURES[self.config.vae.architecture]["sample_rate"])
+
+    @property
+    def frame_rate(self) -> float:
+        """Tokens per second."""
+        if self.vae is not None:
+            return self.vae.sample_rate / self.vae.downsampling_ratio
+        return self.config.frame_rate
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second: frame_rate x log2(codebook_size)."""
+        return self.frame_rate * math.log2(self.codebook_size)
+
+    def _device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    def _require_vae(self) -> LatentAutoencoder:
+        if self.vae is None:
+            raise RuntimeError(
+                "this AudioTokenizer was built without its VAE (latent-only); use encode_latents/decode_latents "
+                "or load it with AudioTokenizer.from_pretrained(dir) / build_tokenizer(config, with_vae=True)"
+            )
+        return self.vae
+
+    # ----------------------------------------------------------------- latents
+    def _check_latents(self, latents: torch.Tensor) -> None:
+        if latents.dim() != 3 or latents.shape[-1] != self.latent_dim:
+            raise ValueError(f"latents must be [B, T, {self.latent_dim}] (time-major); got {tuple(latents.shape)}")
+
+    @torch.no_grad()
+    def encode_latents(self, latents: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """VAE latents [B, T, L] -> codes [B, T] int64 (padding frames, if masked, still get codes)."""
+        self._check_latents(latents)
+        x = latents.to(self._device(), torch.float32) * self.config.latent_scale
+        h = self.encoder(x, mask)  # [B, T, Q]
+        return self.quantizer.encode(h)
+
+    @torch.no_grad()
+    def decode_latents(
+        self,
+        codes: torch.Tensor,
+        steps: int | None = None,
+        temperature: float | None = None,
+        generator: torch.Generator | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Codes [B, T] -> latents [B, T, L] by the ODE (cfm) or one pass (mse).
+
+        Args:
+            codes: [B, T] int64 in [0, codebook_size).
+            steps / temperature: override `config.flow` for this call.
+            generator: source of the starting noise, for reproducible decodes.
+            mask: [B, T] bool, valid frames of a padded batch.
+        """
+        codes = codes.to(self._device())
+        q = self.quantizer.decode(codes)  # [B, T, Q]
+        shape = (*codes.shape, self.latent_dim)
+        if self.config.flow.objective == "mse":
+            zeros = torch.zeros(shape, device=q.device, dtype=q.dtype)
+            z = self.decoder(zeros, torch.zeros(codes.shape[0], device=q.device), q, mask)
+        else:
+            z = flow_lib.sample(
+                lambda x, t: self.decoder(x, t, q, mask),
+                shape,
+                self.config.flow,
+                steps=steps,
+                temperature=temperature,
+                generator=generator,
+                device=q.device,
+                dtype=q.dtype,
+            )
+        return z / self.config.latent_scale
+
+    # ----------------------------------------------------------------- waveforms
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """Waveform [B, C, N] or [C, N] -> codes [B, T] int64."""
+        z = self._require_vae().encode(wav, sample_rate)  # [B, L, T]
+        return self.encode_latents(z.transpose(1, 2).float())
+
+    @torch.no_grad()
+    def decode(
+        self,
+        codes: torch.Tensor,
+        steps: int | None = None,
+        temperature: float | None = None,
+        generator: torch.Generator | None = None,
+        length: int | None = None,
+    ) -> torch.Tensor:
+        """Codes [B, T] -> waveform [B, C, N] (cut to `length` samples if given)."""
+        vae = self._require_vae()
+        if codes.dim() == 1:
+            codes = codes[None]
+        z = self.decode_latents(codes, steps=steps, temperature=temperature, generator=generator)  # [B, T, L]
+        return vae.decode(z.transpose(1, 2), length)
+
+    # ----------------------------------------------------------------- training
+    def compute_loss(
+        self, latents: torch.Tensor, mask: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> TokenizerLoss:
+        """Training loss on latents [B, T, L] with valid-frame mask [B, T].
+
+        cfm: OT-CFM regression of u_t at a random t per clip; mse: the decoder
+        at t = 0 from zeros predicts the latents. Both add the VQ loss.
+        """
+        self._check_latents(latents)
+        x1 = latents * self.config.latent_scale  # [B, T, L]
+        vq = self.quantizer(self.encoder(x1, mask), mask)
+        if self.config.flow.objective == "mse":
+            pred = self.decoder(torch.zeros_like(x1), torch.zeros(x1.shape[0], device=x1.device), vq.quantized, mask)
+            recon = _masked_mse(pred, x1, mask)
+        else:
+            t, xt, ut = flow_lib.sample_path(x1, self.config.flow.sigma_min, generator)
+            recon = _masked_mse(self.decoder(xt, t, vq.quantized, mask), ut, mask)
+        return TokenizerLoss(loss=recon + vq.loss, recon_loss=recon, quantizer=vq)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters of each part (the VAE is frozen and not counted)."""
+        return {
+            name: sum(p.numel() for p in part.parameters())
+            for name, part in (("encoder", self.encoder), ("quantizer", self.quantizer), ("decoder", self.decoder))
+        }
+
+    # ----------------------------------------------------------------- export
+    def tokenizer_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights and codebook buffers, without the VAE."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("vae.")}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write `config.yaml` (the VAE by reference) + `model.safetensors` + `format_version`."""
+        path = save_exported(directory, EXPORT_KIND, to_dict(self.config), self.tokenizer_state_dict())
+        logger.info("saved audio tokenizer to %s", path)
+        return path
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        vae: LatentAutoencoder | None = None,
+        device: str | torch.device | None = None,
+        with_vae: bool = True,
+    ) -> AudioTokenizer:
+        """Rebuild from an exported directory's config alone, then load its weights.
+
+        Args:
+            directory: written by `save_pretrained`.
+            vae: an already built VAE to use (None: build the referenced one if `with_vae`).
+            device: where to put the model (None: CPU).
+            with_vae: False gives a latent-only tokenizer (no VAE built).
+        """
+        source = str(Path(directory) / "config.yaml")
+        config = from_dict(TokenizerConfig, read_exported_config(directory, EXPORT_KIND), source=source)
+        model = build_tokenizer(config, vae=vae, with_vae=with_vae)
+        state = load_exported_weights(directory)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("vae.")]
+        if missing or unexpected:
+            raise ValueError(f"{directory}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        model.eval()
+        return model.to(device) if device is not None else model
+
+
+def build_tokenizer(config: TokenizerConfig, vae: LatentAutoencoder | None = None, with_vae: bool = True) -> AudioTokenizer:
+    """Wire an AudioTokenizer from its config.
+
+    Args:
+        config: sizes of every part.
+        vae: a built VAE to use (must match `config.vae`'s latent dim); None builds `config.vae` if `with_vae`.
+        with_vae: False builds no VAE (latent-only training and tests).
+    """
+    if vae is None and with_vae:
+        vae = build_vae(config.vae)
+    if vae is not None and vae.latent_dim != config.latent_dim:
+        raise ValueError(f"VAE latent dim {vae.latent_dim} != config.vae ({config.vae.architecture}) latent dim {config.latent_dim}")
+    latent_dim, code_dim = config.latent_dim, config.quantizer.dim
+    return AudioTokenizer(
+        vae=vae,
+        encoder=CausalEncoder(config.encoder, latent_dim, code_dim),
+        quantizer=VectorQuantizer(config.quantizer),
+        decoder=DiTDecoder(config.decoder, latent_dim, code_dim),
+        config=config,
+    )
+
+
+__all__ = ["SIZES", "AudioTokenizer", "TokenizerConfig", "TokenizerLoss", "build_tokenizer", "tokenizer_config"]
