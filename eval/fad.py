@@ -1,0 +1,260 @@
+"""Fréchet Audio Distance between a reference set and systems' outputs (paper Figure 3).
+
+FAD = ||mu_r - mu_s||^2 + Tr(S_r + S_s - 2 (S_r S_s)^(1/2)) between Gaussians
+fitted to the frame embeddings of two sets of clips. The statistics and the
+distance are fadtk's own (`fadtk.fad.calc_embd_statistics`,
+`calc_frechet_distance`); embeddings come from fadtk `ModelLoader`s:
+
+* `logmel` — weights-free: 64-band log-mel frames (16 kHz mono, 1024-point
+  FFT, hop 512, log(mel + 1e-5)), implemented here as a fadtk `ModelLoader`
+  (`LogMelModel`) so FAD runs on a machine without model files. It is NOT
+  comparable with CLAP FAD; every result carries its embedding name.
+* `clap-laion-audio`, `clap-laion-music` — LAION CLAP as in the paper, from a
+  local checkpoint file (`--checkpoint`; needs the `laion_clap` package).
+* `mert`, `w2v2-base`, `w2v2-large`, `hubert-base`, `hubert-large`,
+  `wavlm-base`, `wavlm-base-plus`, `wavlm-large`, `whisper-<size>` — fadtk's
+  transformers-based loaders with `--checkpoint` a local model folder
+  (from_pretrained layout); `--layer` picks the hidden layer.
+
+fadtk's own file handling writes converted copies next to the audio; here
+audio is decoded with `lmmsn.audio.load_audio` (mono, resampled to the
+loader's rate) and embeddings are cached under `--cache` keyed by embedding
+name, file path, size and modification time, so the corpus is never written.
+
+    python -m eval.fad --reference ref_dir --system vae=vae_dir --system vqfm=fm_dir --embedding logmel --out reports/fad
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from fadtk.fad import calc_embd_statistics, calc_frechet_distance
+from fadtk.model_loader import (
+    CLAPLaionModel,
+    HuBERTModel,
+    MERTModel,
+    ModelLoader,
+    W2V2Model,
+    WavLMModel,
+    WhisperModel,
+)
+
+from eval.common import (
+    cli_logging,
+    environment,
+    environment_md,
+    markdown_table,
+    new_figure,
+    save_figure,
+    write_result,
+)
+
+log = logging.getLogger(__name__)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus")
+
+
+class LogMelModel(ModelLoader):
+    """Weights-free embedding: log-mel frames, one 64-dim vector per 32 ms hop."""
+
+    def __init__(self, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 1024, hop: int = 512):
+        super().__init__(f"logmel{n_mels}-sr{sample_rate}-fft{n_fft}-hop{hop}", n_mels, sample_rate)
+        self.n_fft, self.hop, self.n_mels = n_fft, hop, n_mels
+        self.device = torch.device("cpu")
+
+    def load_model(self):
+        import torchaudio
+
+        self.model = torchaudio.transforms.MelSpectrogram(self.sr, n_fft=self.n_fft, hop_length=self.hop, n_mels=self.n_mels, power=2.0)
+
+    def _get_embedding(self, audio: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(audio), dtype=torch.float32).reshape(-1)  # [N]
+        mel = self.model(x)  # [M, F]
+        return torch.log(mel + 1e-5).T  # [F, M]
+
+
+class LocalCLAPLaionModel(CLAPLaionModel):
+    """fadtk's LAION-CLAP loader reading a local checkpoint instead of downloading one."""
+
+    def __init__(self, type: str, checkpoint: str | Path):
+        ModelLoader.__init__(self, f"clap-laion-{type}", 512, 48000)  # skips fadtk's download
+        self.type = type
+        self.model_file = Path(checkpoint)
+        if not self.model_file.is_file():
+            raise FileNotFoundError(f"CLAP checkpoint {self.model_file} does not exist")
+
+
+def build_embedding(name: str, checkpoint: str | None = None, layer: int | None = None) -> ModelLoader:
+    """Build the fadtk ModelLoader called `name` (see module docstring); no downloads.
+
+    Raises:
+        ValueError: unknown name, or a model that needs `checkpoint` got none.
+    """
+    if name == "logmel":
+        return LogMelModel()
+    if checkpoint is None:
+        raise ValueError(f"embedding {name!r} needs --checkpoint (a local file/folder); only 'logmel' is weights-free")
+    if not Path(checkpoint).exists():
+        raise ValueError(f"embedding {name!r}: checkpoint {checkpoint} does not exist")
+    if name in ("clap-laion-audio", "clap-laion-music"):
+        return LocalCLAPLaionModel(name.rsplit("-", 1)[1], checkpoint)
+    family, _, size = name.partition("-")
+    if family == "mert":
+        ml = MERTModel(layer=layer or 12)
+    elif family in ("w2v2", "hubert"):
+        ml = (W2V2Model if family == "w2v2" else HuBERTModel)(size or "base", str(layer or 12))
+    elif family == "wavlm":
+        ml = WavLMModel(size or "base", str(layer or 12))
+    elif family == "whisper":
+        ml = WhisperModel(size or "tiny")
+    else:
+        raise ValueError(f"unknown embedding {name!r}")
+    ml.huggingface_id = str(checkpoint)  # fadtk's transformers loaders call from_pretrained(huggingface_id)
+    return ml
+
+
+def list_audio(folder: str | Path) -> list[Path]:
+    """Audio files directly inside `folder`, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise ValueError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
+class EmbeddingCache:
+    """Embeddings of audio files, computed once with a fadtk ModelLoader and kept as .npy files."""
+
+    def __init__(self, model: ModelLoader, cache_dir: str | Path, max_seconds: float | None = None):
+        self.model, self.max_seconds = model, max_seconds
+        self.dir = Path(cache_dir) / model.name
+        self.loaded = False
+        self.computed = 0
+
+    def _path(self, file: Path) -> Path:
+        st = file.stat()
+        key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.max_seconds}"
+        return self.dir / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
+
+    def embed(self, file: str | Path) -> np.ndarray:
+        """[frames, features] float16 embedding of one file (cached)."""
+        from lmmsn.audio import load_audio
+
+        file = Path(file)
+        cached = self._path(file)
+        if cached.is_file():
+            return np.load(cached)
+        if not self.loaded:
+            self.model.load_model()
+            self.loaded = True
+        wav, _ = load_audio(file, self.model.sr, 1, duration_s=self.max_seconds)  # [1, N]
+        audio = self.model.enforce_min_len(wav[0].numpy())
+        with torch.no_grad():
+            emb = self.model.get_embedding(audio)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, emb)
+        self.computed += 1
+        return emb
+
+    def embed_set(self, files: Sequence[str | Path], desc: str = "embedding") -> np.ndarray:
+        """All frames of all files, concatenated: [sum frames, features] float64."""
+        from tqdm import tqdm
+
+        return np.concatenate([self.embed(f) for f in tqdm(files, desc=desc, leave=False)]).astype(np.float64)
+
+
+def fad_from_embeddings(reference: np.ndarray, system: np.ndarray) -> float:
+    """FAD between two embedding matrices [frames, features] (fadtk's statistics and distance)."""
+    mu_r, cov_r = calc_embd_statistics(reference)
+    mu_s, cov_s = calc_embd_statistics(system)
+    return float(np.real(calc_frechet_distance(mu_r, cov_r, mu_s, cov_s)))
+
+
+def _set_info(files: Sequence[Path], emb: np.ndarray) -> dict:
+    import soundfile
+
+    durations = []
+    for f in files:
+        try:
+            durations.append(soundfile.info(str(f)).duration)
+        except Exception:  # an undecodable header is reported by load_audio earlier
+            durations.append(float("nan"))
+    return {"files": len(files), "frames": int(emb.shape[0]), "total_seconds": float(np.nansum(durations)), "mean_seconds": float(np.nanmean(durations))}
+
+
+def evaluate_fad(reference: Sequence[Path], systems: dict[str, Sequence[Path]], cache: EmbeddingCache) -> dict:
+    """FAD of each system's files against the reference files."""
+    ref_emb = cache.embed_set(reference, "reference")
+    out = {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "reference": _set_info(reference, ref_emb), "systems": {}}
+    for name, files in systems.items():
+        emb = cache.embed_set(files, name)
+        if emb.shape[0] <= cache.model.num_features:
+            log.warning("%s: %d frames for a %d-dim embedding: the covariance is singular, FAD is unreliable", name, emb.shape[0], cache.model.num_features)
+        out["systems"][name] = {"fad": fad_from_embeddings(ref_emb, emb), **_set_info(files, emb)}
+    return out
+
+
+def summary_md(result: dict, title: str = "Fréchet Audio Distance") -> str:
+    rows = [[name, v["fad"], v["files"], v["frames"], v["mean_seconds"]] for name, v in result["systems"].items()]
+    ref = result["reference"]
+    return "\n\n".join(
+        [
+            f"# {title}",
+            f"Embedding: **{result['embedding']}** ({result['embedding_dim']} dims at {result['embedding_sample_rate']} Hz); "
+            f"statistics and distance from fadtk. Reference `{result.get('reference_name', 'reference')}`: {ref['files']} files, "
+            f"{ref['frames']} frames, mean {ref['mean_seconds']:.2f} s. Lower is closer to the reference.",
+            markdown_table(["system", "FAD", "files", "frames", "mean s"], rows),
+            environment_md(result["environment"]),
+        ]
+    )
+
+
+def plot(result: dict, path) -> None:
+    """Bar plot of FAD per system, as in the paper's Figure 3."""
+    fig, ax = new_figure()
+    names = list(result["systems"])
+    ax.bar(names, [result["systems"][n]["fad"] for n in names], color="tab:blue")
+    ax.set_ylabel(f"FAD ({result['embedding']})")
+    ax.set_title(f"FAD vs {result.get('reference_name', 'reference')}")
+    ax.tick_params(axis="x", rotation=30)
+    save_figure(fig, path)
+
+
+def _named(spec: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=FOLDER, got {spec!r}")
+    return name, value
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m eval.fad", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", required=True, help="folder of reference audio (e.g. ESC-50's remaining clips, FMA-Pop)")
+    parser.add_argument("--system", action="append", type=_named, required=True, help="NAME=FOLDER of a system's outputs; repeat for several systems")
+    parser.add_argument("--embedding", default="logmel", help="logmel (weights-free) | clap-laion-audio | clap-laion-music | mert | w2v2-base | hubert-base | wavlm-base | whisper-tiny ...")
+    parser.add_argument("--checkpoint", default=None, help="local checkpoint file/folder of the embedding model (required for all but logmel)")
+    parser.add_argument("--layer", type=int, default=None, help="hidden layer for MERT / wav2vec2 / HuBERT / WavLM (default 12)")
+    parser.add_argument("--max-seconds", type=float, default=None, help="embed at most this many seconds of each file")
+    parser.add_argument("--cache", default=".cache/fad-embeddings", help="folder for cached embeddings")
+    parser.add_argument("--out", required=True, help="output folder for fad.json, fad.md, fad.png")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    cli_logging(args.verbose)
+    cache = EmbeddingCache(build_embedding(args.embedding, args.checkpoint, args.layer), args.cache, args.max_seconds)
+    result = evaluate_fad(list_audio(args.reference), {n: list_audio(d) for n, d in args.system}, cache)
+    result.update(reference_name=str(args.reference), environment=environment(seed=None, device=str(cache.model.device), dtype="float32", batch_size=1))
+    result["settings"] = vars(args) | {"system": dict(args.system)}
+    write_result(args.out, "fad", result, summary_md(result))
+    plot(result, Path(args.out) / "fad.png")
+    return result
+
+
+if __name__ == "__main__":
+    main()
