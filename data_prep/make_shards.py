@@ -1,0 +1,460 @@
+"""Raw audio -> fixed-length segments -> frozen-VAE latents -> webdataset shards.
+
+    python -m data_prep.make_shards --adapter manifest --root /data/corpus \\
+        --opt manifest=/data/corpus/manifest.jsonl --out /data/shards/corpus --vae tiny
+
+Pipeline: an adapter (`data_prep.adapters`) lists records in a fixed order;
+DataLoader worker processes decode, resample to the VAE's rate/channels and
+cut each file into segments of `segment_s` (paper: 10 s; shorter audio is
+zero-padded and its true length kept as `num_frames` / `duration_s`; longer
+audio gives several segments or only the first, by `--long`); the main
+process batches segments through the VAE (on GPU when there is one,
+optionally torch.compile + bf16) and writes shards in the
+`lmmsn.data.format` format (+ the segment as FLAC with `--flac`).
+
+Shard i holds records [i * R, (i + 1) * R) (R = `--records-per-shard`), so a
+shard's content is fixed by the record order alone. A shard is complete when
+`shard-NNNNNN.json` (its stats, written last, atomically) exists next to
+`shard-NNNNNN.tar`; a re-run keeps complete shards and redoes the others, so
+every input ends up in exactly one shard exactly once. `run.json` pins the
+settings: re-running into the same folder with other settings is refused.
+
+A file that cannot be used (missing, undecodable, empty, NaN/inf samples, a
+non-finite latent; silent segments too with `--silence skip`) is skipped and
+listed with its reason; the job never stops for one file. At the end
+`index.json` gathers counts, hours, per-dataset totals, the shard list with
+sample counts (read by `lmmsn.data.loader`) and the skip list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from data_prep.adapters import Record, load_records
+from lmmsn.audio import AudioError, load_audio
+from lmmsn.data.format import encode_sample
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SILENT_DBFS = -120.0  # what an all-zero segment reports (instead of -inf, which JSON lacks)
+
+
+@dataclass
+class ShardConfig:
+    """What make_shards does; every field is a CLI option."""
+
+    adapter: str
+    "Adapter name (data_prep.adapters.ADAPTERS)."
+    root: str
+    "Dataset root folder the adapter reads."
+    out: str
+    "Output folder for shards, stats and index.json."
+    options: dict[str, str] = field(default_factory=dict)
+    "Adapter keyword options (--opt key=value)."
+    segment_s: float = 10.0
+    "Segment length in seconds (paper: 10 s)."
+    long: Literal["segments", "first"] = "segments"
+    "Longer audio: cut into consecutive segments, or keep the first segment only."
+    max_segments: int = 0
+    "At most this many segments per file (0: no limit)."
+    min_tail_s: float = 1.0
+    "Drop a trailing piece shorter than this when a file gives several segments."
+    silence: Literal["keep", "skip"] = "keep"
+    "Silent segments (RMS below silence_dbfs): keep them flagged (json 'silent': true) or skip them."
+    silence_dbfs: float = -60.0
+    "RMS level in dBFS under which a segment counts as silent."
+    vae: Literal["stable-audio-open-1.0", "tiny"] = "stable-audio-open-1.0"
+    "VAE architecture (lmmsn.tokenizer.vae.VAEConfig.architecture)."
+    vae_checkpoint: str | None = None
+    "VAE weights (None: random weights)."
+    batch_size: int = 16
+    "Segments per VAE forward pass."
+    num_workers: int = 2
+    "DataLoader processes decoding and resampling audio (0: in the main process)."
+    records_per_shard: int = 1000
+    "Input records per shard (the unit of resuming)."
+    flac: bool = False
+    "Also store each segment (at the VAE's rate, unpadded) as <key>.flac."
+    device: str = "auto"
+    "auto (cuda when available), cpu, cuda, cuda:1, ..."
+    compile: bool = False
+    "torch.compile the VAE encoder (GPU); batches are padded to batch_size to keep one graph."
+    bf16: bool = False
+    "Run the VAE encoder under bf16 autocast (CUDA only)."
+    limit: int = 0
+    "Use only the first `limit` records (0: all)."
+
+    def __post_init__(self) -> None:
+        if self.segment_s <= 0 or self.batch_size < 1 or self.records_per_shard < 1:
+            raise ValueError("segment_s, batch_size and records_per_shard must be positive")
+        if self.long not in ("segments", "first") or self.silence not in ("keep", "skip"):
+            raise ValueError(f"long must be segments|first and silence keep|skip, got {self.long}, {self.silence}")
+
+    def content_settings(self) -> dict[str, Any]:
+        """Settings that change what the shards hold (must match when resuming)."""
+        skip = {"out", "batch_size", "num_workers", "device", "compile", "bf16"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+# -- worker side: decode and cut ------------------------------------------------------------------
+
+
+def rms_dbfs(wav: torch.Tensor) -> float:
+    """RMS level of [C, N] audio in dB relative to full scale (SILENT_DBFS for digital silence)."""
+    rms = float(wav.double().pow(2).mean().sqrt())
+    return max(SILENT_DBFS, 20 * math.log10(rms)) if rms > 0 else SILENT_DBFS
+
+
+def flac_bytes(wav: torch.Tensor, sample_rate: int) -> bytes:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wav.clamp(-1, 1).numpy().T, sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+class SegmentDataset(torch.utils.data.Dataset):
+    """Record index -> its decoded, resampled, padded segments (runs in DataLoader workers)."""
+
+    def __init__(self, records: Sequence[Record], indices: Sequence[int], config: ShardConfig,
+                 sample_rate: int, channels: int) -> None:
+        self.records, self.indices, self.config = records, list(indices), config
+        self.sample_rate, self.channels = sample_rate, channels
+        self.length = int(round(config.segment_s * sample_rate))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        index = self.indices[i]
+        record = self.records[index]
+        try:
+            return {"index": index, "segments": self.segments(record), "error": None}
+        except AudioError as exc:
+            return {"index": index, "segments": [], "error": str(exc)}
+        except Exception as exc:  # anything else a broken file provokes: never stop the job
+            return {"index": index, "segments": [], "error": f"{record.audio_path}: {type(exc).__name__}: {exc}"}
+
+    def segments(self, record: Record) -> list[dict[str, Any]]:
+        cfg, seg = self.config, self.length
+        duration = record.duration_s
+        if cfg.long == "first":
+            duration = cfg.segment_s if duration is None else min(duration, cfg.segment_s)
+        wav, sr = load_audio(record.audio_path, self.sample_rate, self.channels,
+                             offset_s=record.offset_s, duration_s=duration)  # [C, N]
+        starts = list(range(0, wav.shape[-1], seg))
+        if len(starts) > 1 and wav.shape[-1] - starts[-1] < cfg.min_tail_s * sr:
+            starts.pop()
+        if cfg.max_segments:
+            starts = starts[: cfg.max_segments]
+        out = []
+        for start in starts:
+            piece = wav[:, start : start + seg]  # [C, <= L]
+            level = rms_dbfs(piece)
+            out.append({
+                "wav": torch.nn.functional.pad(piece, (0, seg - piece.shape[-1])),  # [C, L]
+                "samples": piece.shape[-1],
+                "offset_s": record.offset_s + start / sr,
+                "rms_dbfs": round(level, 2),
+                "flac": flac_bytes(piece, sr) if cfg.flac else None,
+            })
+        return out
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # several decoding processes must not fight over the cores
+
+
+# -- main side: encode and write -------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or "x"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:06d}"
+
+
+class ShardMaker:
+    """Builds the shards of one run (see the module docstring)."""
+
+    def __init__(self, config: ShardConfig, records: Sequence[Record] | None = None,
+                 on_record: Callable[[int], None] | None = None) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.records = list(records) if records is not None else load_records(
+            config.adapter, config.root, **config.options)
+        if config.limit:
+            self.records = self.records[: config.limit]
+        self.on_record = on_record  # test hook, called after each record is written
+        self.num_shards = math.ceil(len(self.records) / config.records_per_shard)
+
+    # state on disk
+
+    def complete(self, shard: int) -> bool:
+        name = shard_name(shard)
+        return (self.out / f"{name}.json").is_file() and (self.out / f"{name}.tar").is_file()
+
+    def _check_run(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        listing = hashlib.sha1("\n".join(f"{r.key}\t{r.audio_path}" for r in self.records).encode())
+        run = {"format_version": FORMAT_VERSION, "settings": self.config.content_settings(),
+               "num_records": len(self.records), "records_sha1": listing.hexdigest()}
+        path = self.out / "run.json"
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if old != json.loads(json.dumps(run)):
+                raise SystemExit(f"{self.out} holds shards made with other settings or inputs ({path}); "
+                                 "use another --out or delete that folder")
+        else:
+            _write_json(path, run)
+        for stale in self.out.glob("*.tmp"):
+            stale.unlink()  # a partial shard of an interrupted run: redone below
+
+    # building
+
+    def _vae(self):
+        from lmmsn.tokenizer.vae import StableAudioVAE, VAEConfig
+
+        cfg = self.config
+        device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        vae = StableAudioVAE(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint)).to(device)
+        if cfg.compile:
+            vae.model.encoder = torch.compile(vae.model.encoder)
+        return vae, torch.device(device)
+
+    def _encode(self, vae, device: torch.device, batch: list[dict[str, Any]]) -> torch.Tensor:
+        wav = torch.stack([s["wav"] for s in batch])  # [B, C, L]
+        if self.config.compile and len(batch) < self.config.batch_size:
+            wav = torch.nn.functional.pad(wav, (0, 0, 0, 0, 0, self.config.batch_size - len(batch)))
+        wav = wav.to(device, non_blocking=True)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.config.bf16 and device.type == "cuda")
+        with autocast:
+            z = vae.encode(wav)  # [B, D, T]
+        return z[: len(batch)].float().transpose(1, 2).cpu()  # [B, T, D]
+
+    def run(self) -> dict[str, Any]:
+        """Build the missing shards, then index.json; returns the index."""
+        import webdataset as wds
+        from tqdm import tqdm
+
+        cfg = self.config
+        self._check_run()
+        todo = [s for s in range(self.num_shards) if not self.complete(s)]
+        if len(todo) < self.num_shards:
+            logger.info("resuming: %d of %d shards already complete", self.num_shards - len(todo), self.num_shards)
+        vae, device = self._vae()
+        R = cfg.records_per_shard
+        indices = [i for s in todo for i in range(s * R, min((s + 1) * R, len(self.records)))]
+        dataset = SegmentDataset(self.records, indices, cfg, vae.sample_rate, vae.channels)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=None, num_workers=cfg.num_workers, collate_fn=_identity,
+            worker_init_fn=_worker_init, prefetch_factor=8 if cfg.num_workers else None,
+            pin_memory=device.type == "cuda")
+        self.ratio, self.frames = vae.downsampling_ratio, vae.num_frames(dataset.length)
+        self.sample_rate = vae.sample_rate
+        bar = tqdm(total=len(indices), unit="file", desc="make_shards", dynamic_ncols=True, mininterval=2)
+        self.t0, self.clips, self.audio_s = time.perf_counter(), 0, 0.0
+        current, writer, stats, batch = None, None, None, []
+        for item in loader:
+            shard = item["index"] // R
+            if shard != current:
+                if current is not None:
+                    self._flush(vae, device, batch, writer, stats)
+                    batch = []
+                    self._finish(current, writer, stats)
+                current, stats = shard, self._new_stats(shard)
+                writer = wds.TarWriter(str(self.out / f"{shard_name(shard)}.tar.tmp"))
+            record = self.records[item["index"]]
+            ds = stats["datasets"].setdefault(record.dataset, {"records": 0, "samples": 0, "hours": 0.0, "skipped": 0})
+            ds["records"] += 1
+            if item["error"]:
+                self._skip(stats, record, item["error"])
+            for n, segment in enumerate(item["segments"]):
+                silent = segment["rms_dbfs"] < cfg.silence_dbfs
+                if silent and cfg.silence == "skip":
+                    self._skip(stats, record, f"silent segment at {segment['offset_s']:.2f} s "
+                               f"({segment['rms_dbfs']} dBFS < {cfg.silence_dbfs})")
+                    continue
+                batch.append({**segment, "index": item["index"], "n": n, "silent": silent})
+                if len(batch) == cfg.batch_size:
+                    self._flush(vae, device, batch, writer, stats)
+                    batch = []
+            bar.update(1)
+            elapsed = time.perf_counter() - self.t0
+            bar.set_postfix(clips_s=f"{self.clips / elapsed:.1f}", x_rt=f"{self.audio_s / elapsed:.0f}", refresh=False)
+            if self.on_record is not None:
+                self.on_record(item["index"])
+        if current is not None:
+            self._flush(vae, device, batch, writer, stats)
+            self._finish(current, writer, stats)
+        bar.close()
+        index = self.write_index(time.perf_counter() - self.t0)
+        return index
+
+    def _new_stats(self, shard: int) -> dict[str, Any]:
+        R = self.config.records_per_shard
+        return {"name": f"{shard_name(shard)}.tar", "samples": 0, "hours": 0.0,
+                "records": [shard * R, min((shard + 1) * R, len(self.records))],
+                "datasets": {}, "skipped": []}
+
+    def _skip(self, stats: dict[str, Any], record: Record, reason: str) -> None:
+        stats["skipped"].append({"path": str(record.audio_path), "dataset": record.dataset,
+                                 "key": record.key, "reason": reason})
+        stats["datasets"][record.dataset]["skipped"] += 1
+        logger.debug("skipped %s: %s", record.audio_path, reason)
+
+    def _flush(self, vae, device, batch, writer, stats) -> None:
+        if not batch:
+            return
+        latents = self._encode(vae, device, batch)  # [B, T, D]
+        root = Path(self.config.root)
+        for segment, latent in zip(batch, latents, strict=True):
+            record = self.records[segment["index"]]
+            if not torch.isfinite(latent).all():
+                self._skip(stats, record, f"non-finite latent for the segment at {segment['offset_s']:.2f} s")
+                continue
+            path = record.audio_path
+            source = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+            duration = segment["samples"] / self.sample_rate
+            meta = {**record.meta, "captions": record.captions, "dataset": record.dataset,
+                    "source_path": source, "offset_s": round(segment["offset_s"], 4),
+                    "duration_s": round(duration, 4), "sample_rate": self.sample_rate,
+                    "num_frames": min(self.frames, math.ceil(segment["samples"] / self.ratio)),
+                    "segment_s": self.config.segment_s, "split": record.split, "record_key": record.key,
+                    "segment": segment["n"], "silent": segment["silent"], "rms_dbfs": segment["rms_dbfs"]}
+            key = f"{_slug(record.dataset)}_{segment['index']:08d}_{segment['n']:03d}"
+            writer.write(encode_sample(key, meta, latent=latent, flac=segment["flac"]))
+            stats["samples"] += 1
+            stats["hours"] += duration / 3600
+            ds = stats["datasets"][record.dataset]
+            ds["samples"] += 1
+            ds["hours"] += duration / 3600
+            self.clips += 1
+            self.audio_s += duration
+
+    def _finish(self, shard: int, writer, stats: dict[str, Any]) -> None:
+        writer.close()
+        name = shard_name(shard)
+        os.replace(self.out / f"{name}.tar.tmp", self.out / f"{name}.tar")
+        stats["bytes"] = (self.out / f"{name}.tar").stat().st_size
+        _write_json(self.out / f"{name}.json", stats)  # written last: marks the shard complete
+
+    def write_index(self, seconds: float) -> dict[str, Any]:
+        shards = [json.loads((self.out / f"{shard_name(s)}.json").read_text()) for s in range(self.num_shards)]
+        datasets: dict[str, dict[str, Any]] = {}
+        for stats in shards:
+            for name, ds in stats["datasets"].items():
+                total = datasets.setdefault(name, {"records": 0, "samples": 0, "hours": 0.0, "skipped": 0})
+                for k in total:
+                    total[k] += ds[k]
+        skipped = [entry for stats in shards for entry in stats["skipped"]]
+        index = {
+            "format_version": FORMAT_VERSION,
+            "settings": self.config.content_settings(),
+            "num_records": len(self.records),
+            "num_samples": sum(s["samples"] for s in shards),
+            "hours": sum(s["hours"] for s in shards),
+            "num_skipped": len(skipped),
+            "latent": {"frames": self.frames, "frame_rate": self.sample_rate / self.ratio,
+                       "sample_rate": self.sample_rate},
+            "datasets": datasets,
+            "shards": [{k: s[k] for k in ("name", "samples", "hours", "records", "bytes")} for s in shards],
+            "skipped": skipped,
+            "last_run": {"seconds": round(seconds, 2), "clips": self.clips,
+                         "clips_per_s": round(self.clips / max(seconds, 1e-9), 3),
+                         "x_real_time": round(self.audio_s / max(seconds, 1e-9), 2)},
+        }
+        _write_json(self.out / "index.json", index)
+        return index
+
+
+def summary(index: dict[str, Any]) -> str:
+    """A short human-readable summary of an index."""
+    run = index["last_run"]
+    lines = [f"{index['num_samples']} samples ({index['hours']:.2f} h) from {index['num_records']} files "
+             f"in {len(index['shards'])} shards; {index['num_skipped']} skipped",
+             f"this run: {run['clips']} clips in {run['seconds']:.1f} s = {run['clips_per_s']:.2f} clips/s, "
+             f"{run['x_real_time']:.1f}x real time"]
+    reasons: dict[str, int] = {}
+    for entry in index["skipped"]:
+        reasons[_reason_kind(entry["reason"])] = reasons.get(_reason_kind(entry["reason"]), 0) + 1
+    lines += [f"  skipped {n:5d}  {kind}" for kind, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its file name and numbers, to count reasons by kind."""
+    text = reason.split(": ", 1)[1] if ": " in reason else reason
+    return re.sub(r"\d+(\.\d+)?", "N", text)[:80]
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ShardConfig:
+    parser = argparse.ArgumentParser(prog="python -m data_prep.make_shards", description=__doc__.split("\n")[0])
+    defaults = ShardConfig(adapter="", root="", out="")
+    parser.add_argument("--adapter", required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="adapter option")
+    for name in ("segment_s", "silence_dbfs", "min_tail_s"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    for name in ("max_segments", "batch_size", "num_workers", "records_per_shard", "limit"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--long", choices=["segments", "first"], default=defaults.long)
+    parser.add_argument("--silence", choices=["keep", "skip"], default=defaults.silence)
+    parser.add_argument("--vae", choices=["stable-audio-open-1.0", "tiny"], default=defaults.vae)
+    parser.add_argument("--vae-checkpoint", default=None)
+    parser.add_argument("--device", default=defaults.device)
+    for flag in ("flac", "compile", "bf16"):
+        parser.add_argument(f"--{flag}", action="store_true")
+    args = vars(parser.parse_args(argv))
+    options = {}
+    for item in args.pop("opt"):
+        if "=" not in item:
+            parser.error(f"--opt expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        options[key] = value
+    return ShardConfig(options=options, **args)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = parse_args(argv)
+    index = ShardMaker(config).run()
+    print(summary(index), file=sys.stderr)
+    print(f"index: {Path(config.out) / 'index.json'}", file=sys.stderr)
+    return index
+
+
+if __name__ == "__main__":
+    main()
