@@ -88,8 +88,13 @@ def write_tiny_base(directory: str | Path, settings: TinyLlamaSettings | None = 
     """Write a tiny random `LlamaForCausalLM` + tokenizer into `directory`; returns it.
 
     Reuses the directory when it already holds a tiny base (marker file), so
-    configs can point at a fixed path and tests stay fast.
+    configs can point at a fixed path and tests stay fast. Written into a
+    temporary sibling and renamed, so concurrent ranks cannot see half a model.
     """
+    import os
+    import shutil
+    import tempfile
+
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -98,7 +103,10 @@ def write_tiny_base(directory: str | Path, settings: TinyLlamaSettings | None = 
     marker = directory / MARKER_FILE
     if marker.is_file() and marker.read_text(encoding="utf-8").strip() == repr(settings):
         return directory
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.is_dir() and any(directory.iterdir()) and not marker.is_file():
+        raise FileExistsError(f"{directory}: exists and is not a tiny base written by write_tiny_base")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    final, directory = directory, Path(tempfile.mkdtemp(prefix=".tiny-", dir=directory.parent))
     tokenizer = build_tiny_tokenizer(settings.vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -118,9 +126,19 @@ def write_tiny_base(directory: str | Path, settings: TinyLlamaSettings | None = 
         model = LlamaForCausalLM(config)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    marker.write_text(repr(settings) + "\n", encoding="utf-8")
-    logger.info("wrote tiny random LLaMA (%d text tokens) to %s", len(tokenizer), directory)
-    return directory
+    (directory / MARKER_FILE).write_text(repr(settings) + "\n", encoding="utf-8")
+    done = final / MARKER_FILE
+    if done.is_file() and done.read_text(encoding="utf-8").strip() == repr(settings):
+        shutil.rmtree(directory)  # another process finished first; same content
+        return final
+    if final.exists():  # empty, or a tiny base of other settings
+        shutil.rmtree(final)
+    try:
+        os.replace(directory, final)
+    except OSError:  # lost a race against another process
+        shutil.rmtree(directory, ignore_errors=True)
+    logger.info("wrote tiny random LLaMA (%d text tokens) to %s", len(tokenizer), final)
+    return final
 
 
 __all__ = ["TinyLlamaSettings", "build_tiny_tokenizer", "write_tiny_base"]
