@@ -111,7 +111,7 @@ class TokenizerLoss:
     "Codes, VQ loss and usage statistics."
 
 
-def _masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean squared error over valid frames of [B, T, L] tensors."""
     err = (pred.float() - target.float()).pow(2)
     if mask is None:
@@ -270,10 +270,10 @@ class AudioTokenizer(nn.Module):
         vq = self.quantizer(self.encoder(x1, mask), mask)
         if self.config.flow.objective == "mse":
             pred = self.decoder(torch.zeros_like(x1), torch.zeros(x1.shape[0], device=x1.device), vq.quantized, mask)
-            recon = _masked_mse(pred, x1, mask)
+            recon = masked_mse(pred, x1, mask)
         else:
             t, xt, ut = flow_lib.sample_path(x1, self.config.flow.sigma_min, generator)
-            recon = _masked_mse(self.decoder(xt, t, vq.quantized, mask), ut, mask)
+            recon = masked_mse(self.decoder(xt, t, vq.quantized, mask), ut, mask)
         return TokenizerLoss(loss=recon + vq.loss, recon_loss=recon, quantizer=vq)
 
     def parameter_counts(self) -> dict[str, int]:
@@ -344,4 +344,4 @@ def build_tokenizer(config: TokenizerConfig, vae: LatentAutoencoder | None = Non
     )
 
 
-__all__ = ["SIZES", "AudioTokenizer", "TokenizerConfig", "TokenizerLoss", "build_tokenizer", "tokenizer_config"]
+__all__ = ["SIZES", "AudioTokenizer", "TokenizerConfig", "TokenizerLoss", "build_tokenizer", "masked_mse", "tokenizer_config"]
