@@ -68,6 +68,7 @@ setup(
         "alias-free-torch==0.0.6",
         "einops-exts>=0.0.4",
     ],
+    entry_points={"console_scripts": ["lmmsn=lmmsn.cli:main"]},
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6.100"],
     },
