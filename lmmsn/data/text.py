@@ -215,9 +215,13 @@ class TokenBatches(IterableDataset):
         s = self.settings
         for sample in self.samples:
             if self.mode == "pretrain":
-                yield pretraining_example(sample, self.tokenizer, self.vocabulary, rng, s.audio_first_prob, s.max_length)
+                example = pretraining_example(sample, self.tokenizer, self.vocabulary, rng, s.audio_first_prob, s.max_length)
             else:
-                yield instruction_example(sample, self.tokenizer, self.vocabulary, s.max_length)
+                example = instruction_example(sample, self.tokenizer, self.vocabulary, s.max_length)
+            if not bool((example.labels != IGNORE_INDEX).any()):
+                # Kept (dropping would unbalance DDP ranks) but it teaches nothing.
+                logger.warning("sample %s has no target token within max_length=%d", sample.key, s.max_length)
+            yield example
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
