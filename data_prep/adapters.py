@@ -69,8 +69,9 @@ def _need(path: Path, what: str, adapter: str) -> Path:
 
 def _read_csv(path: Path, required: Iterable[str], adapter: str) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, skipinitialspace=True))
-        names = rows[0].keys() if rows else []
+        reader = csv.DictReader(f, skipinitialspace=True)
+        rows = list(reader)
+        names = reader.fieldnames or []
     missing = [c for c in required if c not in names]
     if missing:
         raise LayoutError(f"{adapter}: {path} lacks columns {missing} (has {sorted(names)})")

@@ -82,7 +82,9 @@ class ShardConfig:
     vae: Literal["stable-audio-open-1.0", "tiny"] = "stable-audio-open-1.0"
     "VAE architecture (lmmsn.tokenizer.vae.VAEConfig.architecture)."
     vae_checkpoint: str | None = None
-    "VAE weights (None: random weights)."
+    "VAE weights (None: random weights, drawn from `seed` so that a resumed run matches)."
+    seed: int = 0
+    "Seed of the random VAE weights when there is no checkpoint."
     batch_size: int = 16
     "Segments per VAE forward pass."
     num_workers: int = 2
@@ -99,6 +101,8 @@ class ShardConfig:
     "Run the VAE encoder under bf16 autocast (CUDA only)."
     limit: int = 0
     "Use only the first `limit` records (0: all)."
+    threads: int = 0
+    "torch CPU threads of the main process while encoding (0: leave torch's setting)."
 
     def __post_init__(self) -> None:
         if self.segment_s <= 0 or self.batch_size < 1 or self.records_per_shard < 1:
@@ -108,7 +112,7 @@ class ShardConfig:
 
     def content_settings(self) -> dict[str, Any]:
         """Settings that change what the shards hold (must match when resuming)."""
-        skip = {"out", "batch_size", "num_workers", "device", "compile", "bf16"}
+        skip = {"out", "batch_size", "num_workers", "device", "compile", "bf16", "threads"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -245,7 +249,10 @@ class ShardMaker:
 
         cfg = self.config
         device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        vae = StableAudioVAE(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint)).to(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # random weights must be the same when a run resumes
+            vae = StableAudioVAE(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint))
+        vae = vae.to(device)
         if cfg.compile:
             vae.model.encoder = torch.compile(vae.model.encoder)
         return vae, torch.device(device)
@@ -262,6 +269,15 @@ class ShardMaker:
 
     def run(self) -> dict[str, Any]:
         """Build the missing shards, then index.json; returns the index."""
+        threads = torch.get_num_threads()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self) -> dict[str, Any]:
         import webdataset as wds
         from tqdm import tqdm
 
@@ -428,7 +444,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ShardConfig:
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="adapter option")
     for name in ("segment_s", "silence_dbfs", "min_tail_s"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
-    for name in ("max_segments", "batch_size", "num_workers", "records_per_shard", "limit"):
+    for name in ("max_segments", "batch_size", "num_workers", "records_per_shard", "limit", "seed",
+                 "threads"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--long", choices=["segments", "first"], default=defaults.long)
     parser.add_argument("--silence", choices=["keep", "skip"], default=defaults.silence)
