@@ -201,6 +201,61 @@ def evaluate_fad(reference: Sequence[Path], systems: dict[str, Sequence[Path]], 
     return out
 
 
+def fad_between_sets(sets: dict[str, Sequence[Path]], cache: EmbeddingCache) -> dict:
+    """FAD of every set against every other set; the diagonal is a split-half baseline.
+
+    Cell [a][b] = FAD(reference a, set b). The diagonal compares the first and
+    second half of a set (files alternately assigned), the noise floor for
+    sets of that size: a cross-set FAD near it means no measurable difference.
+    """
+    emb = {name: [cache.embed(f) for f in files] for name, files in sets.items()}
+    matrix: dict[str, dict[str, float]] = {}
+    for a in sets:
+        matrix[a] = {}
+        for b in sets:
+            if a == b:
+                if len(emb[a]) < 4:
+                    matrix[a][b] = float("nan")
+                    continue
+                ref, other = np.concatenate(emb[a][0::2]), np.concatenate(emb[a][1::2])
+            else:
+                ref, other = np.concatenate(emb[a]), np.concatenate(emb[b])
+            matrix[a][b] = fad_from_embeddings(ref.astype(np.float64), other.astype(np.float64))
+    info = {name: _set_info(list(files), np.concatenate(emb[name])) for name, files in sets.items()}
+    return {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "matrix": matrix, "sets": info}
+
+
+def matrix_md(result: dict, title: str = "FAD between sets") -> str:
+    names = list(result["matrix"])
+    rows = [[f"ref {a}", *(result["matrix"][a][b] for b in names)] for a in names]
+    info = "; ".join(f"{n}: {v['files']} files, {v['frames']} frames, mean {v['mean_seconds']:.2f} s" for n, v in result["sets"].items())
+    return "\n\n".join(
+        [
+            f"# {title}",
+            f"Embedding: **{result['embedding']}** ({result['embedding_dim']} dims at {result['embedding_sample_rate']} Hz; weights-free "
+            "log-mel frames unless named otherwise — not comparable with CLAP FAD). Row = reference set, column = compared set; "
+            "the diagonal is the split-half baseline (odd vs even files of the same set).",
+            markdown_table(["", *names], rows),
+            f"Sets: {info}.",
+            environment_md(result["environment"]),
+        ]
+    )
+
+
+def plot_matrix(result: dict, path) -> None:
+    """Grouped bars: for each reference set, the FAD of every set (Figure 3 style)."""
+    names = list(result["matrix"])
+    fig, ax = new_figure()
+    width = 0.8 / len(names)
+    for j, b in enumerate(names):
+        ax.bar(np.arange(len(names)) + j * width, [result["matrix"][a][b] for a in names], width, label=b)
+    ax.set_xticks(np.arange(len(names)) + width * (len(names) - 1) / 2, [f"ref {a}" for a in names])
+    ax.set_ylabel(f"FAD ({result['embedding']})")
+    ax.set_title("FAD between sets (same set = split-half baseline)")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
 def summary_md(result: dict, title: str = "Fréchet Audio Distance") -> str:
     rows = [[name, v["fad"], v["files"], v["frames"], v["mean_seconds"]] for name, v in result["systems"].items()]
     ref = result["reference"]
