@@ -183,6 +183,8 @@ def read_manifest(
     max_duration_s: float | None = None,
     min_duration_s: float | None = None,
     seed: int = 0,
+    skip_missing: bool = False,
+    stats: dict | None = None,
 ) -> list[Item]:
     """Read a JSON-lines manifest (rows with path, category, label, caption).
 
@@ -195,6 +197,9 @@ def read_manifest(
         max_duration_s / min_duration_s: skip rows outside this duration range
             (rows without duration_s are kept).
         seed: seed of the draw.
+        skip_missing: leave out rows whose audio file does not exist (before
+            the draw); their number goes to `stats["missing_skipped"]`.
+        stats: optional dict that receives counts of what was left out.
 
     Returns:
         Items grouped by category (in `categories` order), sorted by key inside a group.
@@ -205,22 +210,30 @@ def read_manifest(
     """
     manifest, audio_root = Path(manifest), Path(audio_root)
     groups: dict[str, list[Item]] = {}
+    missing = 0
     with manifest.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             row = json.loads(line)
-            missing = [k for k in ("path", "category", "label", "caption") if k not in row]
-            if missing:
-                raise ValueError(f"{manifest}:{lineno}: missing keys {missing}")
+            absent_keys = [k for k in ("path", "category", "label", "caption") if k not in row]
+            if absent_keys:
+                raise ValueError(f"{manifest}:{lineno}: missing keys {absent_keys}")
             if categories is not None and row["category"] not in categories:
                 continue
             dur = row.get("duration_s")
             if dur is not None and ((max_duration_s and dur > max_duration_s) or (min_duration_s and dur < min_duration_s)):
                 continue
+            if skip_missing and not (audio_root / row["path"]).is_file():
+                missing += 1
+                continue
             groups.setdefault(row["category"], []).append(
                 Item(str(row["path"]), audio_root / row["path"], row["category"], str(row["label"]), str(row["caption"]), dur)
             )
+    if stats is not None:
+        stats["missing_skipped"] = missing
+    if missing:
+        log.warning("%s: %d rows skipped because their audio file does not exist", manifest, missing)
     order = list(categories) if categories is not None else sorted(groups)
     items: list[Item] = []
     for cat in order:

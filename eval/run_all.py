@@ -48,6 +48,8 @@ class DataConfig:
     "Audio is cut to this length."
     min_seconds: float | None = None
     "Skip manifest rows shorter than this (by their duration_s)."
+    skip_missing_files: bool = False
+    "Leave out rows whose audio file is absent (counted in README.md); False: a missing file is an error."
 
 
 @dataclass
@@ -143,7 +145,8 @@ def run_suite(cfg: SuiteConfig, command: str = "") -> Path:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     d = cfg.data
-    items = common.read_manifest(d.manifest, d.audio_root, categories=d.categories or None, per_category=d.per_category, max_duration_s=None, min_duration_s=d.min_seconds, seed=cfg.seed)
+    stats: dict = {}
+    items = common.read_manifest(d.manifest, d.audio_root, categories=d.categories or None, per_category=d.per_category, max_duration_s=None, min_duration_s=d.min_seconds, seed=cfg.seed, skip_missing=d.skip_missing_files, stats=stats)
     cats = list(dict.fromkeys(it.category for it in items))
     sections: list[tuple[str, str]] = []
 
@@ -235,7 +238,7 @@ def run_suite(cfg: SuiteConfig, command: str = "") -> Path:
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
     not_run = [s for s in ("reconstruction", "fad", "captioning", "genre", "consistency", "mos") if s not in dict(sections)]
     counts = ", ".join(f"{c}: {sum(it.category == c for it in items)}" for c in cats)
-    head = [f"# {cfg.title}", cfg.notes.strip(), f"Command: `{command}`" if command else "", f"Clips per category: {counts} (seed {cfg.seed}, cut to {d.max_seconds} s). Config: `config.yaml`.", f"Not run: {', '.join(not_run) or 'none'}."]
+    head = [f"# {cfg.title}", cfg.notes.strip(), f"Command: `{command}`" if command else "", f"Clips per category: {counts} (seed {cfg.seed}, cut to {d.max_seconds} s; manifest rows skipped because their file was absent: {stats['missing_skipped']}). Config: `config.yaml`.", f"Not run: {', '.join(not_run) or 'none'}."]
     body = [md.replace("\n# ", "\n## ").replace("# ", "## ", 1) if md.startswith("# ") else md for _, md in sections]
     (out / "README.md").write_text("\n\n".join([h for h in head if h] + body) + "\n", encoding="utf-8")
     log.info("report written to %s", out)

@@ -53,3 +53,16 @@ def test_suite_writes_report(tmp_path):
     assert genre["n"] == 8  # nothing dropped
     readme = (out / "README.md").read_text()
     assert "Not run: reconstruction, captioning." in readme and "data.per_category=4" in readme
+
+
+def test_example_config_loads():
+    from pathlib import Path
+
+    from eval.run_all import SuiteConfig
+    from lmmsn.config import ConfigError, load_config
+
+    path = Path(__file__).resolve().parents[2] / "eval" / "configs" / "example.yaml"
+    cfg = load_config(SuiteConfig, path)
+    assert cfg.reconstruction is not None and cfg.reconstruction.vae_seed == 0 and cfg.fad.embedding == "logmel"
+    with pytest.raises(ConfigError, match="per_categry"):
+        load_config(SuiteConfig, path, ["data.per_categry=3"])
