@@ -505,7 +505,7 @@ class Pipeline:
         cfg = self.config
         budget = audio_token_budget(seconds if seconds is not None else cfg.seconds, self.frame_rate)
         min_s = min_seconds if min_seconds is not None else cfg.min_seconds
-        min_tokens = min(budget, max(1, int(min_s * self.frame_rate)))
+        min_tokens = min(budget, audio_token_budget(min_s, self.frame_rate)) if min_s > 0 else 1
         sampling = SamplingConfig(
             temperature=cfg.temperature if temperature is None else temperature,
             top_p=cfg.top_p if top_p is None else top_p,
