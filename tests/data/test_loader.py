@@ -116,3 +116,42 @@ def test_corrupt_sample_skipped_with_warning(tmp_path: Path, caplog) -> None:
     assert [s.key for s in samples] == ["s0_0", "s0_1", "ok"]
     assert samples[1].latent.shape == (3, 2) and samples[1].latent[0, 0] == 1
     assert any("broken" in r.message and "shard-000001.tar" in r.message for r in caplog.records)
+
+
+def _gloo_rank(rank: int, world_size: int, shards: str, init: str, out: str) -> None:
+    import json
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world_size)
+    try:
+        dataset = shard_samples(shards, shuffle_buffer=3, seed=5)  # rank/world from torch.distributed
+        per_epoch = []
+        for epoch in range(2):
+            dataset.set_epoch(epoch)
+            keys = [s.key for s in dataset]
+            gathered = [None] * world_size
+            dist.all_gather_object(gathered, keys)
+            per_epoch.append(gathered)
+        if rank == 0:
+            Path(out).write_text(json.dumps(per_epoch))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gloo_run(tmp_path: Path) -> None:
+    """A real 2-process torch.distributed (gloo) group: ranks come from dist, each key once per epoch."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    keys = write_shards(tmp_path / "shards", [3, 3, 3, 3])
+    out = tmp_path / "keys.json"
+    init = f"file://{tmp_path / 'store'}"
+    context = mp.start_processes(_gloo_rank, args=(2, str(tmp_path / "shards"), init, str(out)), nprocs=2,
+                                 join=False, start_method="fork")
+    while not context.join(timeout=120):
+        pass
+    for gathered in json.loads(out.read_text()):
+        assert len(gathered[0]) == len(gathered[1]) == 6
+        assert Counter(gathered[0] + gathered[1]) == Counter(keys)
