@@ -346,7 +346,8 @@ def openaqa(root: str | Path, json_file: str = "openaqa_5.6M.json",
             group["captions"].append(entry["output"])
     for audio_id, group in grouped.items():
         given = Path(audio_id)
-        path = _first_existing([given, root / audio_id.lstrip("/"), root / "audio" / given.name])
+        candidates = [root / audio_id.lstrip("/"), root / "audio" / given.name]
+        path = _first_existing([given, *candidates] if given.is_absolute() else candidates)
         yield Record(key=given.stem, audio_path=path, captions=group["captions"], dataset="openaqa",
                      meta={"conversations": group["conversations"],
                            "source_dataset": group["entry"].get("dataset", "")})
