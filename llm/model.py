@@ -165,15 +165,48 @@ class AudioLM:
                 rows are never produced by the tokenizer and stay frozen).
             gradient_checkpointing: recompute activations in backward.
         """
+        lora = lora or LoraSettings()
+        model, tokenizer = cls._load_base(str(model_name_or_path), resolve_dtype(dtype), attn_implementation)
+        vocabulary = AudioVocabulary.extend(tokenizer, codebook_size)
+        return cls.from_model(
+            model,
+            vocabulary,
+            lora,
+            tokenizer=tokenizer,
+            base_model=str(model_name_or_path),
+            pad_to_multiple_of=pad_to_multiple_of,
+            gradient_checkpointing=gradient_checkpointing,
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        vocabulary: AudioVocabulary,
+        lora: LoraSettings | None = None,
+        *,
+        tokenizer: Any = None,
+        base_model: str = "<in-memory>",
+        pad_to_multiple_of: int | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> AudioLM:
+        """Steps 3-4 of `from_base` on an already built model (benchmarks, custom loading).
+
+        Args:
+            model: a transformers causal LM whose vocabulary ends before
+                `vocabulary.first_audio_id`.
+            vocabulary: the audio vocabulary (from `AudioVocabulary.extend`).
+            lora, pad_to_multiple_of, gradient_checkpointing: as in `from_base`.
+            tokenizer: the extended tokenizer (None: no tokenizer, e.g. in benchmarks).
+            base_model: recorded in the export config.
+        """
         from peft import LoraConfig, get_peft_model
 
         lora = lora or LoraSettings()
-        model, tokenizer = cls._load_base(str(model_name_or_path), resolve_dtype(dtype), attn_implementation)
         if model.get_output_embeddings() is not None and getattr(model.config, "tie_word_embeddings", False):
-            logger.warning("%s ties input and output embeddings; the new rows are shared", model_name_or_path)
-        vocabulary = AudioVocabulary.extend(tokenizer, codebook_size)
+            logger.warning("%s ties input and output embeddings; the new rows are shared", base_model)
         with torch.no_grad():
-            model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=pad_to_multiple_of, mean_resizing=True)
+            model.resize_token_embeddings(vocabulary.size, pad_to_multiple_of=pad_to_multiple_of, mean_resizing=True)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
@@ -188,8 +221,8 @@ class AudioLM:
             task_type="CAUSAL_LM",
         )
         peft_model = get_peft_model(model, config)
-        logger.info("AudioLM from %s: %s", model_name_or_path, vocabulary)
-        return cls(peft_model, tokenizer, vocabulary, str(model_name_or_path), lora)
+        logger.info("AudioLM from %s: %s", base_model, vocabulary)
+        return cls(peft_model, tokenizer, vocabulary, base_model, lora)
 
     # ---- use ----------------------------------------------------------------------------------
 
