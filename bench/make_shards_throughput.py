@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -106,6 +107,8 @@ def end_to_end(args) -> None:
 
 
 def main() -> None:
+    # run as a script from anywhere: data_prep is a top-level folder of the repository, not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vae", default="tiny", choices=["tiny", "stable-audio-open-1.0"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

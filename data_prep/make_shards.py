@@ -412,6 +412,42 @@ class ShardMaker:
         return index
 
 
+def check_inputs(config: ShardConfig) -> dict[str, Any]:
+    """Decode and cut every record exactly as make_shards would, without the VAE or shards.
+
+    Writes `<out>/check.json` (counts, hours, segments, silent segments, the skip list) so a
+    corpus can be validated on CPU before the VAE run.
+    """
+    from tqdm import tqdm
+
+    from lmmsn.tokenizer.vae import ARCHITECTURES
+
+    arch = ARCHITECTURES[config.vae]
+    records = load_records(config.adapter, config.root, **config.options)
+    records = records[: config.limit] if config.limit else records
+    dataset = SegmentDataset(records, range(len(records)), config, arch["sample_rate"],
+                             arch["model"]["io_channels"])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
+                                         collate_fn=_identity, worker_init_fn=_worker_init)
+    t0, segments, silent, seconds, skipped = time.perf_counter(), 0, 0, 0.0, []
+    for item in tqdm(loader, total=len(records), unit="file", desc="check", mininterval=2):
+        record = records[item["index"]]
+        if item["error"]:
+            skipped.append({"path": str(record.audio_path), "dataset": record.dataset, "key": record.key,
+                            "reason": item["error"]})
+        segments += len(item["segments"])
+        silent += sum(s["rms_dbfs"] < config.silence_dbfs for s in item["segments"])
+        seconds += sum(s["samples"] for s in item["segments"]) / arch["sample_rate"]
+    elapsed = time.perf_counter() - t0
+    report = {"settings": config.content_settings(), "num_records": len(records), "num_segments": segments,
+              "num_silent_segments": silent, "hours": seconds / 3600, "num_skipped": len(skipped),
+              "seconds": round(elapsed, 1), "files_per_s": round(len(records) / max(elapsed, 1e-9), 2),
+              "skipped": skipped}
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    _write_json(Path(config.out) / "check.json", report)
+    return report
+
+
 def summary(index: dict[str, Any]) -> str:
     """A short human-readable summary of an index."""
     run = index["last_run"]
@@ -435,7 +471,8 @@ def _reason_kind(reason: str) -> str:
 # -- CLI -------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> ShardConfig:
+def parse_args(argv: Sequence[str] | None = None) -> tuple[ShardConfig, bool]:
+    """(config, check_only) from the command line."""
     parser = argparse.ArgumentParser(prog="python -m data_prep.make_shards", description=__doc__.split("\n")[0])
     defaults = ShardConfig(adapter="", root="", out="")
     parser.add_argument("--adapter", required=True)
@@ -454,19 +491,35 @@ def parse_args(argv: Sequence[str] | None = None) -> ShardConfig:
     parser.add_argument("--device", default=defaults.device)
     for flag in ("flac", "compile", "bf16"):
         parser.add_argument(f"--{flag}", action="store_true")
+    parser.add_argument("--check-only", action="store_true",
+                        help="decode and cut every file, write <out>/check.json with the skip list; no VAE")
     args = vars(parser.parse_args(argv))
+    check_only = args.pop("check_only")
     options = {}
     for item in args.pop("opt"):
         if "=" not in item:
             parser.error(f"--opt expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         options[key] = value
-    return ShardConfig(options=options, **args)
+    return ShardConfig(options=options, **args), check_only
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = parse_args(argv)
+    config, check_only = parse_args(argv)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if check_only:
+        report = check_inputs(config)
+        reasons: dict[str, int] = {}
+        for entry in report["skipped"]:
+            reasons[_reason_kind(entry["reason"])] = reasons.get(_reason_kind(entry["reason"]), 0) + 1
+        print(f"{report['num_records']} files, {report['num_segments']} segments ({report['hours']:.2f} h), "
+              f"{report['num_silent_segments']} silent; {report['num_skipped']} unusable, "
+              f"{report['files_per_s']} files/s", file=sys.stderr)
+        for kind, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            print(f"  skipped {n:5d}  {kind}", file=sys.stderr)
+        return report
     index = ShardMaker(config).run()
     print(summary(index), file=sys.stderr)
     print(f"index: {Path(config.out) / 'index.json'}", file=sys.stderr)

@@ -13,7 +13,7 @@ import pytest
 import soundfile
 import torch
 
-from data_prep.make_shards import ShardConfig, ShardMaker, parse_args, summary
+from data_prep.make_shards import ShardConfig, ShardMaker, check_inputs, parse_args, summary
 from lmmsn.data.loader import shard_samples
 from lmmsn.tokenizer.vae import StableAudioVAE, VAEConfig
 from tests.conftest import sine
@@ -147,7 +147,14 @@ def test_rerun_with_other_settings_is_refused(corpus: Path, tmp_path: Path) -> N
 
 
 def test_cli_arguments() -> None:
-    config = parse_args(["--adapter", "manifest", "--root", "r", "--out", "o", "--opt", "manifest=m.csv",
+    config, check_only = parse_args(["--adapter", "manifest", "--root", "r", "--out", "o", "--opt", "manifest=m.csv",
                          "--segment-s", "5", "--long", "first", "--vae", "tiny", "--flac"])
     assert config.options == {"manifest": "m.csv"} and config.segment_s == 5.0
-    assert config.long == "first" and config.flac and config.vae == "tiny"
+    assert config.long == "first" and config.flac and config.vae == "tiny" and not check_only
+
+
+def test_check_only_lists_the_same_skips(corpus: Path, tmp_path: Path) -> None:
+    report = check_inputs(make(corpus, tmp_path).config)
+    assert {Path(e["path"]).name for e in report["skipped"]} == set(BAD)
+    assert report["num_segments"] == 6 and report["num_silent_segments"] == 1
+    assert not list(tmp_path.glob("*.tar"))
