@@ -9,7 +9,7 @@ another seed, evaluated keys excluded). The loop calls
 `AudioTokenizer.compute_loss` with AdamW directly; the Lightning recipe does
 the same at scale, but needs shards this example does not write.
 
-    .venv/bin/python docs/eval-example/train_tiny_tokenizers.py --out /tmp/eval-example --steps 300
+    PYTHONPATH=. .venv/bin/python docs/eval-example/train_tiny_tokenizers.py --out /tmp/eval-example --steps 300
 """
 
 from __future__ import annotations
