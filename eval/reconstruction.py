@@ -196,21 +196,30 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="ODE steps of the flow-matching decoder (default: the tokenizer's config)")
     parser.add_argument("--temperature", type=float, default=None, help="CFM sampling temperature (default: the tokenizer's config)")
     parser.add_argument("--error", choices=("mse", "l1"), default="mse", help="primary error of the table (both are always computed)")
+    parser.add_argument("--min-seconds", type=float, default=None, help="skip manifest rows shorter than this (by duration_s)")
+    parser.add_argument("--skip-missing", action="store_true", help="leave out manifest rows whose audio file is absent (logged with a count)")
+    parser.add_argument("--vae-seed", type=int, default=None, help="seed torch before building the first tokenizer's VAE and share it: needed for random-weight VAEs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clip draw and of the decoder noise (clip i: seed+i)")
     parser.add_argument("--out", required=True, help="output folder for reconstruction.json/.md/.png")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     cli_logging(args.verbose)
+    from lmmsn.seeding import seed_everything
     from lmmsn.tokenizer.model import AudioTokenizer
 
-    tokenizers = {n: AudioTokenizer.from_pretrained(d).eval() for n, d in args.tokenizer}
+    tokenizers: dict[str, AudioTokenizer] = {}
+    vae = None
+    for n, d in args.tokenizer:
+        if vae is None and args.vae_seed is not None:
+            seed_everything(args.vae_seed)
+        tokenizers[n] = AudioTokenizer.from_pretrained(d, vae=vae).eval()
+        vae = tokenizers[n].vae
     datasets: dict[str, list[torch.Tensor]] = {n: latents_from_shards(s, args.per_category) for n, s in args.shards}
     if args.manifest:
         if not (args.audio_root and args.categories):
             parser.error("--manifest needs --audio-root and --categories")
         cats = args.categories.split(",")
-        items = read_manifest(args.manifest, args.audio_root, categories=cats, per_category=args.per_category, seed=args.seed)
-        vae = next(iter(tokenizers.values())).vae
+        items = read_manifest(args.manifest, args.audio_root, categories=cats, per_category=args.per_category, seed=args.seed, min_duration_s=args.min_seconds, skip_missing=args.skip_missing)
         for c in cats:
             datasets[c] = latents_from_audio(vae, [it.path for it in items if it.category == c], args.max_seconds)
     if not datasets:
