@@ -429,8 +429,20 @@ def check_inputs(config: ShardConfig) -> dict[str, Any]:
                              arch["model"]["io_channels"])
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
                                          collate_fn=_identity, worker_init_fn=_worker_init)
-    t0, segments, silent, seconds, skipped = time.perf_counter(), 0, 0, 0.0, []
+    t0, segments, silent, seconds, skipped, done = time.perf_counter(), 0, 0, 0.0, [], 0
+
+    def report() -> dict[str, Any]:
+        elapsed = time.perf_counter() - t0
+        return {"settings": config.content_settings(), "num_records": len(records), "checked": done,
+                "num_segments": segments, "num_silent_segments": silent, "hours": seconds / 3600,
+                "num_skipped": len(skipped), "seconds": round(elapsed, 1),
+                "files_per_s": round(done / max(elapsed, 1e-9), 2), "skipped": skipped}
+
+    Path(config.out).mkdir(parents=True, exist_ok=True)
     for item in tqdm(loader, total=len(records), unit="file", desc="check", mininterval=2):
+        done += 1
+        if done % 200 == 0:  # a partial report survives an interrupted check
+            _write_json(Path(config.out) / "check.json", report())
         record = records[item["index"]]
         if item["error"]:
             skipped.append({"path": str(record.audio_path), "dataset": record.dataset, "key": record.key,
@@ -438,14 +450,9 @@ def check_inputs(config: ShardConfig) -> dict[str, Any]:
         segments += len(item["segments"])
         silent += sum(s["rms_dbfs"] < config.silence_dbfs for s in item["segments"])
         seconds += sum(s["samples"] for s in item["segments"]) / arch["sample_rate"]
-    elapsed = time.perf_counter() - t0
-    report = {"settings": config.content_settings(), "num_records": len(records), "num_segments": segments,
-              "num_silent_segments": silent, "hours": seconds / 3600, "num_skipped": len(skipped),
-              "seconds": round(elapsed, 1), "files_per_s": round(len(records) / max(elapsed, 1e-9), 2),
-              "skipped": skipped}
-    Path(config.out).mkdir(parents=True, exist_ok=True)
-    _write_json(Path(config.out) / "check.json", report)
-    return report
+    final = report()
+    _write_json(Path(config.out) / "check.json", final)
+    return final
 
 
 def summary(index: dict[str, Any]) -> str:

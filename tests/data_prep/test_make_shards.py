@@ -158,3 +158,15 @@ def test_check_only_lists_the_same_skips(corpus: Path, tmp_path: Path) -> None:
     assert {Path(e["path"]).name for e in report["skipped"]} == set(BAD)
     assert report["num_segments"] == 6 and report["num_silent_segments"] == 1
     assert not list(tmp_path.glob("*.tar"))
+
+
+@pytest.mark.gpu
+def test_compiled_bf16_latents_match_eager_on_gpu(corpus: Path, tmp_path: Path) -> None:
+    """The fast GPU path (torch.compile + bf16) stays within 3% (of max |latent|) of eager fp32."""
+    eager = {s.key: s.latent for s in (make(corpus, tmp_path / "e", device="cuda").run() and read(tmp_path / "e"))}
+    fast = read(tmp_path / "f") if make(corpus, tmp_path / "f", device="cuda", compile=True, bf16=True,
+                                        batch_size=4).run() else []
+    assert sorted(eager) == sorted(s.key for s in fast)
+    for s in fast:
+        scale = eager[s.key].abs().max()
+        assert (s.latent - eager[s.key]).abs().max() <= 0.03 * scale, s.key
