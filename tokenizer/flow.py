@@ -115,7 +115,8 @@ def sample(
     x0 = temperature * torch.randn(shape, device=device, dtype=dtype, generator=generator)
 
     def field(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return velocity(x, t.expand(x.shape[0]).to(x.dtype))
+        # Under autocast the network answers in bf16; the ODE state stays in `dtype`.
+        return velocity(x, t.expand(x.shape[0]).to(x.dtype)).to(x.dtype)
 
     if method in ADAPTIVE_METHODS:
         grid = torch.tensor([0.0, 1.0], device=device, dtype=dtype)
