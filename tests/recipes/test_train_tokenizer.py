@@ -42,7 +42,7 @@ def test_paper_configs_are_the_paper_sizes():
     assert tiny.model == tokenizer_config("tiny")
 
 
-def _run(args: list[str], out: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def _run(args: list[str], out: Path, *overrides: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     cmd = [*args, str(ROOT / "recipes/train_tokenizer.py"), "--config", str(ROOT / "recipes/configs/tokenizer/tiny.yaml"),
            f"output_dir={out}", f"data.fixture_dir={out.parent / 'fixture'}", "trainer.progress_bar=false",
