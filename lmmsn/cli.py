@@ -23,6 +23,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
+USER_ERRORS = {"CheckpointNotFoundError", "AudioError", "ExportError", "ConfigError"}
+"Errors about the user's input: one message and exit status 2 instead of a traceback."
 
 
 def _add_model_options(p: argparse.ArgumentParser, what: str = "pipeline") -> None:
@@ -198,10 +200,12 @@ def describe_export(path: Path) -> dict:
     """Kind, version, config and parameter counts of an exported directory (no model is built)."""
     import yaml
 
-    from lmmsn.export import CONFIG_FILE, VERSION_FILE, WEIGHTS_FILE, ExportError
-
+    # The names of lmmsn.export, repeated so that `lmmsn info` does not import torch.
+    CONFIG_FILE, VERSION_FILE, WEIGHTS_FILE = "config.yaml", "format_version", "model.safetensors"
     config_path = path / CONFIG_FILE
     if not config_path.is_file():
+        from lmmsn.export import ExportError
+
         raise ExportError(f"{path}: no {CONFIG_FILE}; not an exported LM-MSN directory")
     document = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     version = (path / VERSION_FILE).read_text(encoding="utf-8").strip() if (path / VERSION_FILE).is_file() else None
@@ -243,9 +247,12 @@ def _print_info(info: dict, indent: str = "") -> None:
 
 
 def cmd_info(args) -> None:
-    from lmmsn.pipeline import resolve_checkpoint
+    if args.checkpoint and Path(args.checkpoint).is_dir():
+        path = Path(args.checkpoint)
+    else:
+        from lmmsn.pipeline import resolve_checkpoint
 
-    path = Path(args.checkpoint) if args.checkpoint and Path(args.checkpoint).is_dir() else resolve_checkpoint(args.checkpoint)
+        path = resolve_checkpoint(args.checkpoint)
     info = describe_export(path)
     if args.json:
         print(json.dumps(info, indent=1, default=str))
@@ -278,13 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lmmsn` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from lmmsn.audio import AudioError
-    from lmmsn.export import ExportError
-    from lmmsn.pipeline import CheckpointNotFoundError
-
     try:
         COMMANDS[args.command](args)
-    except (CheckpointNotFoundError, AudioError, ExportError) as exc:
+    except Exception as exc:
+        # Matched by name so `lmmsn info` need not import torch just to name these classes.
+        if not USER_ERRORS & {cls.__name__ for cls in type(exc).__mro__}:
+            raise
         print(f"lmmsn {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
