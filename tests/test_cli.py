@@ -74,6 +74,7 @@ def test_commands_in_process(exported, clip, tmp_path, capsys):
     assert "cannot write '.mp3'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # several fresh interpreters importing torch + transformers: ~6 min on 2 cores
 def test_installed_console_script(exported, clip, tmp_path):
     """Subprocess: the `lmmsn` entry point generates a valid file, `info` reads the export,
     and a missing checkpoint exits 2 with the searched places."""
