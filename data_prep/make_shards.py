@@ -45,6 +45,9 @@ from typing import Any, Literal
 
 import torch
 
+if __package__ in (None, ""):  # run as a file: the repository root holds data_prep/ (not installed)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from data_prep.adapters import Record, load_records
 from lmmsn.audio import AudioError, load_audio
 from lmmsn.data.format import encode_sample
@@ -82,7 +85,7 @@ class ShardConfig:
     vae: Literal["stable-audio-open-1.0", "tiny"] = "stable-audio-open-1.0"
     "VAE architecture (lmmsn.tokenizer.vae.VAEConfig.architecture)."
     vae_checkpoint: str | None = None
-    "VAE weights (None: random weights, drawn from `seed` so that a resumed run matches)."
+    "VAE weights (None: random weights drawn from `seed`, as `VAEConfig.seed`, so a resumed run and the tokenizer see the same VAE)."
     seed: int = 0
     "Seed of the random VAE weights when there is no checkpoint."
     batch_size: int = 16
@@ -249,9 +252,8 @@ class ShardMaker:
 
         cfg = self.config
         device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)  # random weights must be the same when a run resumes
-            vae = StableAudioVAE(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint))
+        # seeded random weights: the same VAE when a run resumes, and the one a tokenizer config with this seed builds
+        vae = StableAudioVAE(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint, seed=cfg.seed))
         vae = vae.to(device)
         if cfg.compile:
             vae.model.encoder = torch.compile(vae.model.encoder)

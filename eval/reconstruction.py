@@ -62,6 +62,31 @@ def clip_errors(z: torch.Tensor, z_hat: torch.Tensor) -> dict[str, float]:
     return {"mse": float(diff.pow(2).mean()), "l1": float(diff.abs().mean()), "energy": float(z.double().pow(2).mean()), "frames": int(z.shape[0])}
 
 
+def load_tokenizers(paths: dict[str, str], device: str | None = None) -> dict[str, Any]:
+    """Exported tokenizers by name, all sharing the first one's VAE (they must reference the same one).
+
+    Raises:
+        ValueError: two tokenizers reference different VAEs (architecture, checkpoint or seed), so
+            their latents would not be comparable.
+    """
+    from lmmsn.tokenizer.model import AudioTokenizer, read_tokenizer_config
+
+    first_name, first_vae = None, None
+    for name, path in paths.items():
+        vae_config = read_tokenizer_config(path).vae
+        if first_vae is None:
+            first_name, first_vae = name, vae_config
+        elif vae_config != first_vae:
+            raise ValueError(f"tokenizer {name!r} ({path}) references VAE {vae_config}, but {first_name!r} references {first_vae}: "
+                             "a reconstruction table compares tokenizers on the same latents")
+    out: dict[str, Any] = {}
+    vae = None
+    for name, path in paths.items():
+        out[name] = AudioTokenizer.from_pretrained(path, device=device, vae=vae).eval()
+        vae = out[name].vae
+    return out
+
+
 @torch.no_grad()
 def reconstruct(tokenizer: LatentTokenizer, latents: Sequence[torch.Tensor], *, steps: int | None = None, temperature: float | None = None, seed: int = 0) -> list[dict[str, float]]:
     """Per-clip errors of `tokenizer` on `latents` (each [T, D]); batch size 1."""
@@ -198,22 +223,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--error", choices=("mse", "l1"), default="mse", help="primary error of the table (both are always computed)")
     parser.add_argument("--min-seconds", type=float, default=None, help="skip manifest rows shorter than this (by duration_s)")
     parser.add_argument("--skip-missing", action="store_true", help="leave out manifest rows whose audio file is absent (logged with a count)")
-    parser.add_argument("--vae-seed", type=int, default=None, help="seed torch before building the first tokenizer's VAE and share it: needed for random-weight VAEs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clip draw and of the decoder noise (clip i: seed+i)")
     parser.add_argument("--out", required=True, help="output folder for reconstruction.json/.md/.png")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     cli_logging(args.verbose)
-    from lmmsn.seeding import seed_everything
-    from lmmsn.tokenizer.model import AudioTokenizer
-
-    tokenizers: dict[str, AudioTokenizer] = {}
-    vae = None
-    for n, d in args.tokenizer:
-        if vae is None and args.vae_seed is not None:
-            seed_everything(args.vae_seed)
-        tokenizers[n] = AudioTokenizer.from_pretrained(d, vae=vae).eval()
-        vae = tokenizers[n].vae
+    tokenizers = load_tokenizers(dict(args.tokenizer))
+    vae = next(iter(tokenizers.values())).vae
     datasets: dict[str, list[torch.Tensor]] = {n: latents_from_shards(s, args.per_category) for n, s in args.shards}
     if args.manifest:
         if not (args.audio_root and args.categories):

@@ -64,8 +64,6 @@ class ReconstructionSection:
     "CFM temperature (None: config)."
     error: str = "mse"
     "Primary error: mse | l1."
-    vae_seed: int | None = None
-    "Seed torch before building the first tokenizer's VAE, and give that VAE to the others: needed when the VAE has random weights (no checkpoint), so latents match the ones the tokenizers were trained on."
 
 
 @dataclass
@@ -152,18 +150,10 @@ def run_suite(cfg: SuiteConfig, command: str = "") -> Path:
 
     if cfg.reconstruction is not None:
         from eval import reconstruction as rec
-        from lmmsn.tokenizer.model import AudioTokenizer
 
         r = cfg.reconstruction
-        from lmmsn.seeding import seed_everything
-
-        toks: dict = {}
-        vae = None
-        for n, p in r.tokenizers.items():
-            if vae is None and r.vae_seed is not None:
-                seed_everything(r.vae_seed)
-            toks[n] = AudioTokenizer.from_pretrained(p, vae=vae).eval()
-            vae = toks[n].vae
+        toks = rec.load_tokenizers(r.tokenizers)
+        vae = next(iter(toks.values())).vae
         datasets = {c: rec.latents_from_audio(vae, [it.path for it in items if it.category == c], d.max_seconds) for c in cats}
         res = rec.evaluate_reconstruction(toks, datasets, steps=r.steps, temperature=r.temperature, seed=cfg.seed, error=r.error)
         res.update(settings=to_dict(r), keys={c: [it.key for it in items if it.category == c] for c in cats}, environment=common.environment(seed=cfg.seed, device="cpu", dtype="float32", batch_size=1))

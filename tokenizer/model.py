@@ -310,8 +310,7 @@ class AudioTokenizer(nn.Module):
             device: where to put the model (None: CPU).
             with_vae: False gives a latent-only tokenizer (no VAE built).
         """
-        source = str(Path(directory) / "config.yaml")
-        config = from_dict(TokenizerConfig, read_exported_config(directory, EXPORT_KIND), source=source)
+        config = read_tokenizer_config(directory)
         model = build_tokenizer(config, vae=vae, with_vae=with_vae)
         state = load_exported_weights(directory)
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -320,6 +319,12 @@ class AudioTokenizer(nn.Module):
             raise ValueError(f"{directory}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
         model.eval()
         return model.to(device) if device is not None else model
+
+
+def read_tokenizer_config(directory: str | Path) -> TokenizerConfig:
+    """The config of an exported tokenizer directory (no model is built)."""
+    source = str(Path(directory) / "config.yaml")
+    return from_dict(TokenizerConfig, read_exported_config(directory, EXPORT_KIND), source=source)
 
 
 def build_tokenizer(config: TokenizerConfig, vae: LatentAutoencoder | None = None, with_vae: bool = True) -> AudioTokenizer:

@@ -99,6 +99,8 @@ class VAEConfig:
     "Named autoencoder architecture (see ARCHITECTURES)."
     checkpoint: str | None = None
     "Local .safetensors/.ckpt file, a hub id (online machines), or None for random weights."
+    seed: int = 0
+    "Without a checkpoint, the random weights are drawn from this seed, so data prep, training and every later load see the same VAE (same torch version)."
     length_mode: Literal["floor", "pad"] = "floor"
     "floor: drop the samples past the last whole frame (10 s -> 215 frames, as SAO and the paper); pad: zero-pad to a whole frame and trim the decode back."
     sample_posterior: bool = False
@@ -156,7 +158,9 @@ class StableAudioVAE(nn.Module):
         super().__init__()
         self.config = config or VAEConfig()
         arch = copy.deepcopy(ARCHITECTURES[self.config.architecture])
-        self.model = create_autoencoder(arch)
+        with torch.random.fork_rng(devices=[]):  # a seeded draw that leaves the caller's stream alone
+            torch.manual_seed(self.config.seed)
+            self.model = create_autoencoder(arch)
         if self.config.checkpoint is not None:
             state = _autoencoder_state_dict(self.config.checkpoint)
             missing, unexpected = self.model.load_state_dict(state, strict=False)

@@ -95,13 +95,18 @@ def encode_sample(
             raise ShardFormatError(f"sample {key}: latent must be [T, D], got shape {latent.shape}")
         sample["latent.npy"] = _npy_bytes(latent.astype(np.float16))
     if codes is not None:
-        codes = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
-        if codes.ndim != 1 or (codes.size and (codes.min() < 0 or codes.max() > MAX_CODE)):
-            raise ShardFormatError(f"sample {key}: codes must be [T] in [0, {MAX_CODE}]")
-        sample["codes.npy"] = _npy_bytes(codes.astype(np.int16))
+        sample["codes.npy"] = encode_codes(key, codes)
     if flac is not None:
         sample["flac"] = flac
     return sample
+
+
+def encode_codes(key: str, codes: np.ndarray | torch.Tensor) -> bytes:
+    """The `codes.npy` member of sample `key`: [T] codes checked to lie in [0, MAX_CODE], as int16."""
+    codes = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
+    if codes.ndim != 1 or (codes.size and (codes.min() < 0 or codes.max() > MAX_CODE)):
+        raise ShardFormatError(f"sample {key}: codes must be [T] in [0, {MAX_CODE}]")
+    return _npy_bytes(codes.astype(np.int16))
 
 
 def decode_sample(raw: dict[str, Any]) -> Sample:

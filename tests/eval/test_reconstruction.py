@@ -50,3 +50,20 @@ def test_real_tiny_tokenizer_is_reproducible_with_seed():
     assert [x["mse"] for x in a] == [x["mse"] for x in b]
     assert [x["mse"] for x in a] != [x["mse"] for x in c]  # the seed reaches the flow sampler
     assert a[0]["frames"] == 5
+
+
+def test_load_tokenizers_share_one_vae_and_refuse_different_ones(tmp_path):
+    from dataclasses import replace
+
+    from eval.reconstruction import load_tokenizers
+    from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
+    from lmmsn.tokenizer.vae import VAEConfig
+
+    paths = {}
+    for name, seed in (("a", 0), ("b", 0), ("other", 1)):
+        cfg = replace(tokenizer_config("tiny"), vae=VAEConfig(architecture="tiny", seed=seed))
+        paths[name] = str(build_tokenizer(cfg, with_vae=False).save_pretrained(tmp_path / name))
+    toks = load_tokenizers({"a": paths["a"], "b": paths["b"]})
+    assert toks["a"].vae is toks["b"].vae
+    with pytest.raises(ValueError, match="same latents"):
+        load_tokenizers({"a": paths["a"], "other": paths["other"]})

@@ -63,6 +63,6 @@ def test_example_config_loads():
 
     path = Path(__file__).resolve().parents[2] / "eval" / "configs" / "example.yaml"
     cfg = load_config(SuiteConfig, path)
-    assert cfg.reconstruction is not None and cfg.reconstruction.vae_seed == 0 and cfg.fad.embedding == "logmel"
+    assert cfg.reconstruction is not None and cfg.reconstruction.tokenizers and cfg.fad.embedding == "logmel"
     with pytest.raises(ConfigError, match="per_categry"):
         load_config(SuiteConfig, path, ["data.per_categry=3"])
