@@ -331,6 +331,16 @@ def call_system(system: System, audios: Sequence[Audio], prompt: str | None, bat
     return outputs
 
 
+def named_value(spec: str) -> tuple[str, str]:
+    """argparse type for NAME=VALUE options (`--system vqfm=out/vqfm`)."""
+    import argparse
+
+    name, sep, value = spec.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {spec!r}")
+    return name, value
+
+
 def cli_logging(verbose: bool = False) -> None:
     """Configure logging for a command-line entry point (never at import)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")

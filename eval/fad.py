@@ -50,6 +50,7 @@ from eval.common import (
     environment,
     environment_md,
     markdown_table,
+    named_value,
     new_figure,
     save_figure,
     write_result,
@@ -282,17 +283,10 @@ def plot(result: dict, path) -> None:
     save_figure(fig, path)
 
 
-def _named(spec: str) -> tuple[str, str]:
-    name, sep, value = spec.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=FOLDER, got {spec!r}")
-    return name, value
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m eval.fad", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", required=True, help="folder of reference audio (e.g. ESC-50's remaining clips, FMA-Pop)")
-    parser.add_argument("--system", action="append", type=_named, required=True, help="NAME=FOLDER of a system's outputs; repeat for several systems")
+    parser.add_argument("--system", action="append", type=named_value, required=True, help="NAME=FOLDER of a system's outputs; repeat for several systems")
     parser.add_argument("--embedding", default="logmel", help="logmel (weights-free) | clap-laion-audio | clap-laion-music | mert | w2v2-base | hubert-base | wavlm-base | whisper-tiny ...")
     parser.add_argument("--checkpoint", default=None, help="local checkpoint file/folder of the embedding model (required for all but logmel)")
     parser.add_argument("--layer", type=int, default=None, help="hidden layer for MERT / wav2vec2 / HuBERT / WavLM (default 12)")

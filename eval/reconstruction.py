@@ -37,6 +37,7 @@ from eval.common import (
     environment,
     environment_md,
     markdown_table,
+    named_value,
     new_figure,
     read_manifest,
     save_figure,
@@ -202,17 +203,10 @@ def latents_from_shards(spec: str, limit: int | None) -> list[torch.Tensor]:
     return out
 
 
-def _named(spec: str) -> tuple[str, str]:
-    name, sep, value = spec.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {spec!r}")
-    return name, value
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m eval.reconstruction", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokenizer", action="append", type=_named, required=True, help="NAME=DIR of an exported tokenizer (AudioTokenizer.from_pretrained); repeat to compare (VQ+FM vs VQ+MSE)")
-    parser.add_argument("--shards", action="append", type=_named, default=[], help="NAME=SPEC: a data set of precomputed latents in webdataset shards; repeat per data set")
+    parser.add_argument("--tokenizer", action="append", type=named_value, required=True, help="NAME=DIR of an exported tokenizer (AudioTokenizer.from_pretrained); repeat to compare (VQ+FM vs VQ+MSE)")
+    parser.add_argument("--shards", action="append", type=named_value, default=[], help="NAME=SPEC: a data set of precomputed latents in webdataset shards; repeat per data set")
     parser.add_argument("--manifest", default=None, help="JSON-lines manifest (path, category, label, caption): data sets = categories, latents from the first tokenizer's VAE")
     parser.add_argument("--audio-root", default=None, help="folder the manifest paths are relative to")
     parser.add_argument("--categories", default=None, help="comma-separated manifest categories (the data sets)")

@@ -5,7 +5,7 @@
     clip.save("dog.wav")
     print(lmmsn.caption("dog.wav"))
 
-The default pipeline is found by `lmmsn.pipeline.resolve_checkpoint()` on first
+The default pipeline is found by `lmmsn.checkpoints.resolve_checkpoint()` on first
 use (argument-free: `$LMMSN_CHECKPOINT`, then `checkpoints/lm-msn`, then
 `$LMMSN_HUB_ID`). `lmmsn.load(...)` returns an explicit `Pipeline`; pass it to
 `set_default` to make the module functions use it.
@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lmmsn.pipeline import ChatResult, GeneratedAudio, Pipeline, resolve_checkpoint
+from lmmsn.checkpoints import resolve_checkpoint
+from lmmsn.pipeline import ChatResult, GeneratedAudio, Pipeline
 
 _default: Pipeline | None = None
 _lock = threading.Lock()

@@ -22,6 +22,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def check_block_sizes(what: str, dim: int, num_layers: int, num_heads: int, ffn_dim: int) -> None:
+    """Validate a transformer stack's sizes (shared by the encoder and decoder configs).
+
+    Raises:
+        ValueError: a size is not positive, or `dim` does not split into `num_heads` heads of even
+            size (rotary positions rotate pairs of channels).
+    """
+    if min(dim, num_layers, num_heads, ffn_dim) <= 0:
+        raise ValueError(f"{what} dim, num_layers, num_heads and ffn_dim must be positive")
+    if dim % num_heads or (dim // num_heads) % 2:
+        raise ValueError(f"{what} dim {dim} must split into {num_heads} heads of even size")
+
+
 def rotary_tables(length: int, head_dim: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables of rotary embeddings, each [T, E/2] float32."""
     inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)

@@ -8,7 +8,7 @@
     lmmsn export --tokenizer runs/tok/export --llm runs/llm/export -o checkpoints/lm-msn
 
 Every command takes `--checkpoint` (default: the resolution order of
-`lmmsn.pipeline.resolve_checkpoint`), `--device` and `--dtype`. Errors about
+`lmmsn.checkpoints.resolve_checkpoint`), `--device` and `--dtype`. Errors about
 missing checkpoints or unusable audio print one clear message and exit 2.
 """
 
@@ -127,7 +127,8 @@ def _load_pipeline(args):
 
 
 def _load_tokenizer(args):
-    from lmmsn.pipeline import best_device_and_dtype, load_tokenizer, resolve_checkpoint
+    from lmmsn.checkpoints import resolve_checkpoint
+    from lmmsn.pipeline import best_device_and_dtype, load_tokenizer
 
     path = Path(args.checkpoint) if args.checkpoint and Path(args.checkpoint).exists() else resolve_checkpoint(args.checkpoint)
     device, _ = best_device_and_dtype(args.device, None)
@@ -250,7 +251,7 @@ def cmd_info(args) -> None:
     if args.checkpoint and Path(args.checkpoint).is_dir():
         path = Path(args.checkpoint)
     else:
-        from lmmsn.pipeline import resolve_checkpoint
+        from lmmsn.checkpoints import resolve_checkpoint
 
         path = resolve_checkpoint(args.checkpoint)
     info = describe_export(path)

@@ -12,7 +12,7 @@ Exported pipeline directory (`Pipeline.save_pretrained`, `Pipeline.from_pretrain
     <dir>/llm/               AudioLM export (kind audio_lm: peft adapter + extended tokenizer +
                              audio_vocabulary.json; the base LLM by reference) or a merged model
 
-Checkpoint resolution (`resolve_checkpoint`) is documented in checkpoints/README.md.
+Checkpoint resolution (`resolve_checkpoint`) lives in `lmmsn.checkpoints`, documented in checkpoints/README.md.
 
 Dimensions: B batch, C channels, N samples, T audio tokens, L token ids.
 """
@@ -20,7 +20,6 @@ Dimensions: B batch, C channels, N samples, T audio tokens, L token ids.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,35 +35,17 @@ from lmmsn.audio import (
     resample,
     save_audio,
 )
+from lmmsn.checkpoints import PIPELINE_KIND as KIND
+from lmmsn.checkpoints import is_pipeline_dir
 from lmmsn.config import from_dict, to_dict
-from lmmsn.export import ExportError, read_exported_config, save_exported
+from lmmsn.export import read_exported_config, save_exported
 from lmmsn.generation import AudioSpanConstraint, SamplingConfig, audio_token_budget, sample
 from lmmsn.seeding import generator
 
 logger = logging.getLogger(__name__)
 
-KIND = "pipeline"
 TOKENIZER_SUBDIR = "tokenizer"
 LLM_SUBDIR = "llm"
-DEFAULT_NAME = "lm-msn"
-"Folder name looked up under `checkpoints/` when nothing else is given."
-ENV_CHECKPOINT = "LMMSN_CHECKPOINT"
-ENV_HUB_ID = "LMMSN_HUB_ID"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-HOW_TO_GET = """\
-How to get a model:
-  - train one: recipes/train_tokenizer.py (audio tokenizer), then recipes/pretrain_llm.py and
-    recipes/finetune_llm.py (audio LLM); each exports a directory at the end;
-  - assemble the two exports into a pipeline directory:
-      lmmsn export --tokenizer <tokenizer export> --llm <llm export> -o checkpoints/{name}
-  - then pass that directory to lmmsn.load(...) / --checkpoint, set ${env}=<dir>, or keep it at
-    checkpoints/{name}; on an online machine a hub id (lmmsn.load("owner/repo") or ${hub}) is
-    downloaded with huggingface_hub."""
-
-
-class CheckpointNotFoundError(FileNotFoundError):
-    """No pipeline directory was found; the message lists every place searched."""
 
 
 # --------------------------------------------------------------------------- config
@@ -139,104 +120,6 @@ class ChatResult:
     audio: list[GeneratedAudio] = field(default_factory=list)
     message: dict[str, Any] = field(default_factory=dict)
     "The reply as a message (content with '<audio>' placeholders, audio attached) to extend the chat."
-
-
-# --------------------------------------------------------------------------- resolution
-
-
-def checkpoint_roots() -> list[Path]:
-    """`checkpoints/` folders searched for named checkpoints: cwd's, then the source tree's."""
-    roots = [Path.cwd() / "checkpoints"]
-    if (REPO_ROOT / "setup.py").is_file():  # a source / editable install
-        roots.append(REPO_ROOT / "checkpoints")
-    unique: list[Path] = []
-    for r in roots:
-        if r.resolve() not in [u.resolve() for u in unique]:
-            unique.append(r)
-    return unique
-
-
-def is_pipeline_dir(path: Path) -> bool:
-    try:
-        read_exported_config(path, KIND)
-    except ExportError:
-        return False
-    return True
-
-
-def _hub_download(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id))
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
-
-
-def resolve_checkpoint(path_or_name: str | Path | None = None) -> Path:
-    """Find a pipeline directory.
-
-    Order: `path_or_name` (a path, a name under `checkpoints/`, or a hub id);
-    else `$LMMSN_CHECKPOINT`, then `checkpoints/lm-msn` (under the working
-    directory, then the source tree), then `$LMMSN_HUB_ID` when set.
-
-    Raises:
-        CheckpointNotFoundError: nothing found; lists every place searched.
-        ExportError: a directory was found but is not a pipeline export.
-    """
-    searched: list[str] = []
-
-    def try_path(path: Path, what: str) -> Path | None:
-        path = path.expanduser()
-        if path.exists():
-            if is_pipeline_dir(path):
-                return path
-            read_exported_config(path, KIND)  # raises with the precise reason
-        searched.append(f"{path} ({what}): not found")
-        return None
-
-    def try_hub(repo_id: str, what: str) -> Path | None:
-        try:
-            path = _hub_download(repo_id)
-        except Exception as exc:  # offline, missing repo, no permission: all reported below
-            searched.append(f"hub id {repo_id!r} ({what}): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-            return None
-        return try_path(path, f"downloaded from hub id {repo_id!r}")
-
-    candidates: list[tuple[str, Any]] = []
-    if path_or_name is not None:
-        name = str(path_or_name)
-        candidates.append(("path", (Path(name), "the given path")))
-        if not Path(name).is_absolute():
-            for root in checkpoint_roots():
-                candidates.append(("path", (root / name, "the given name under checkpoints/")))
-        if _looks_like_hub_id(name):
-            candidates.append(("hub", (name, "the given name as a hub id")))
-    else:
-        env = os.environ.get(ENV_CHECKPOINT)
-        if env:
-            candidates.append(("path", (Path(env), f"${ENV_CHECKPOINT}")))
-        else:
-            searched.append(f"${ENV_CHECKPOINT}: not set")
-        for root in checkpoint_roots():
-            candidates.append(("path", (root / DEFAULT_NAME, "default checkpoint")))
-        hub = os.environ.get(ENV_HUB_ID)
-        if hub:
-            candidates.append(("hub", (hub, f"${ENV_HUB_ID}")))
-        else:
-            searched.append(f"${ENV_HUB_ID}: not set (no hub release of LM-MSN is configured)")
-    for kind, args in candidates:
-        found = try_path(*args) if kind == "path" else try_hub(*args)
-        if found is not None:
-            logger.info("using checkpoint %s", found)
-            return found
-    lines = "\n".join(f"  - {s}" for s in searched)
-    raise CheckpointNotFoundError(
-        f"no LM-MSN pipeline checkpoint found. Searched, in order:\n{lines}\n"
-        + HOW_TO_GET.format(name=DEFAULT_NAME, env=ENV_CHECKPOINT, hub=ENV_HUB_ID)
-    )
 
 
 def best_device_and_dtype(
@@ -638,16 +521,11 @@ def load_tokenizer(path: str | Path, device: str | torch.device | None = None):
 
 
 __all__ = [
-    "DEFAULT_NAME",
-    "ENV_CHECKPOINT",
-    "ENV_HUB_ID",
     "ChatResult",
-    "CheckpointNotFoundError",
     "GeneratedAudio",
     "Pipeline",
     "PipelineConfig",
     "as_waveforms",
     "best_device_and_dtype",
     "load_tokenizer",
-    "resolve_checkpoint",
 ]

@@ -8,16 +8,15 @@ import pytest
 import torch
 
 from lmmsn.audio import AudioError, load_audio, save_audio
-from lmmsn.export import ExportError
-from lmmsn.pipeline import (
+from lmmsn.checkpoints import (
     DEFAULT_NAME,
     ENV_CHECKPOINT,
     ENV_HUB_ID,
     CheckpointNotFoundError,
-    GeneratedAudio,
-    Pipeline,
     resolve_checkpoint,
 )
+from lmmsn.export import ExportError
+from lmmsn.pipeline import GeneratedAudio, Pipeline
 from tests.conftest import sine
 
 FRAME = 128  # samples per token of the tiny VAE (16 kHz, 125 tokens/s)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lmmsn.blocks import TransformerBlock, modulate
+from lmmsn.blocks import TransformerBlock, check_block_sizes, modulate
 
 
 @dataclass
@@ -49,10 +49,7 @@ class DecoderConfig:
     "Rotary position frequency base."
 
     def __post_init__(self) -> None:
-        if min(self.dim, self.num_layers, self.num_heads, self.ffn_dim) <= 0:
-            raise ValueError("decoder dim, num_layers, num_heads and ffn_dim must be positive")
-        if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
-            raise ValueError(f"decoder dim {self.dim} must split into {self.num_heads} heads of even size")
+        check_block_sizes("decoder", self.dim, self.num_layers, self.num_heads, self.ffn_dim)
         if self.timestep_dim <= 0 or self.timestep_dim % 2:
             raise ValueError(f"timestep_dim must be positive and even, got {self.timestep_dim}")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lmmsn.blocks import TransformerBlock
+from lmmsn.blocks import TransformerBlock, check_block_sizes
 
 
 @dataclass
@@ -39,10 +39,7 @@ class EncoderConfig:
     "Rotary position frequency base."
 
     def __post_init__(self) -> None:
-        if min(self.dim, self.num_layers, self.num_heads, self.ffn_dim) <= 0:
-            raise ValueError("encoder dim, num_layers, num_heads and ffn_dim must be positive")
-        if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
-            raise ValueError(f"encoder dim {self.dim} must split into {self.num_heads} heads of even size")
+        check_block_sizes("encoder", self.dim, self.num_layers, self.num_heads, self.ffn_dim)
 
 
 class CausalEncoder(nn.Module):

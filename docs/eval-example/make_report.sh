@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The example report, end to end on CPU, through the same tools a user runs at scale:
+#   corpus -> latent shards (make_shards, tiny random-weight VAE) -> two tiny tokenizers (VQ+FM, VQ+MSE;
+#   recipes/train_tokenizer.py) -> codes (tokenize_shards) -> tiny LLM pretraining (recipes/pretrain_llm.py)
+#   -> pipeline (lmmsn export) -> report (eval.run_all with eval/configs/example.yaml).
+# Training clips exclude the report's own clips (training_manifest.py).
+#
+#   bash docs/eval-example/make_report.sh            # WORK=/tmp/eval-example, report -> docs/eval-example/report
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+W=${WORK:-/tmp/eval-example}
+TOK_STEPS=${TOK_STEPS:-600}
+LLM_STEPS=${LLM_STEPS:-300}
+THREADS=${THREADS:-2}
+export OMP_NUM_THREADS=$THREADS
+mkdir -p "$W"
+AUDIO_ROOT=$($PY -c "import yaml; print(yaml.safe_load(open('eval/configs/example.yaml'))['data']['audio_root'])")
+
+echo "== 1. training manifest"
+$PY docs/eval-example/training_manifest.py --config eval/configs/example.yaml --per-category 150 --out "$W/train.jsonl"
+
+echo "== 2. latent shards (tiny VAE, seed 0; 5 s segments like the report's max_seconds)"
+$PY -m data_prep.make_shards --adapter manifest --root "$AUDIO_ROOT" --opt manifest="$W/train.jsonl" --out "$W/shards" \
+    --vae tiny --seed 0 --segment-s 5 --long first --num-workers 1 --batch-size 16 --records-per-shard 100 --threads "$THREADS"
+SCALE=$($PY - "$W/shards" <<'PY'
+import sys, torch
+from lmmsn.data.loader import shard_samples
+z = torch.cat([s.latent[: s.num_frames] for s in shard_samples(sys.argv[1], even="none")])
+print(f"{1.0 / float(z.std()):.6g}")  # latent_scale: unit-variance tokenizer inputs
+PY
+)
+echo "latent_scale $SCALE"
+
+for objective in cfm mse; do
+  echo "== 3. tokenizer ($objective, $TOK_STEPS steps)"
+  $PY recipes/train_tokenizer.py --config recipes/configs/tokenizer/tiny.yaml data.train_shards="$W/shards" \
+      model.flow.objective=$objective model.latent_scale="$SCALE" trainer.max_steps="$TOK_STEPS" \
+      trainer.val_every_n_steps=100000 trainer.checkpoint_every_n_steps="$TOK_STEPS" trainer.progress_bar=false \
+      output_dir="$W/tok_$objective"
+done
+
+echo "== 4. codes (VQ+FM tokenizer)"
+$PY -m data_prep.tokenize_shards --shards "$W/shards" --tokenizer "$W/tok_cfm/export" --out "$W/codes" --threads "$THREADS"
+
+echo "== 5. tiny LLM pretraining on (caption, codes) pairs ($LLM_STEPS steps)"
+$PY recipes/pretrain_llm.py --config recipes/configs/llm/tiny_pretrain.yaml data.train_shards="$W/codes" \
+    data.write_fixture=false data.batch.max_length=768 model.base_model="$W/llm/tiny-llama-base" \
+    trainer.max_steps="$LLM_STEPS" trainer.checkpoint_every="$LLM_STEPS" trainer.output_dir="$W/llm"
+
+echo "== 6. pipeline"
+rm -rf "$W/pipeline"
+.venv/bin/lmmsn export --tokenizer "$W/tok_cfm/export" --llm "$W/llm/export" -o "$W/pipeline"
+
+echo "== 7. report"
+$PY -m eval.run_all --config eval/configs/example.yaml
