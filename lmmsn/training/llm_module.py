@@ -106,7 +106,7 @@ class TrainerSettings:
     num_nodes: int = 1
     "Nodes."
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
-    "ddp for small models; fsdp (full shard, decoder-layer wrapping) for 7B."
+    "ddp for small models; fsdp (full shard, decoder-layer wrapping) for 7B; fsdp needs GPUs."
     precision: str | None = None
     "Lightning precision; null: bf16-mixed on GPU, 32-true on CPU."
     accumulate_grad_batches: int = 1
@@ -123,6 +123,11 @@ class TrainerSettings:
     "Also write a standalone merged model (export/merged)."
     logger: Literal["csv", "wandb", "none"] = "csv"
     "Metrics logger."
+
+    def __post_init__(self) -> None:
+        if self.strategy == "fsdp" and self.accelerator == "cpu":
+            raise ValueError("trainer.strategy=fsdp needs GPUs (Lightning's FSDPStrategy refuses accelerator=cpu); "
+                             "use trainer.strategy=ddp on CPU")
 
 
 @dataclass
@@ -317,6 +322,8 @@ def run(cfg: LLMRecipeConfig) -> dict[str, Any]:
 
     from lmmsn.seeding import seed_everything
 
+    if cfg.trainer.strategy == "fsdp" and not torch.cuda.is_available():  # fail before building the model
+        raise ValueError("trainer.strategy=fsdp needs GPUs and none is visible; use trainer.strategy=ddp on CPU")
     seed_everything(cfg.seed)
     out = Path(cfg.trainer.output_dir)
     out.mkdir(parents=True, exist_ok=True)

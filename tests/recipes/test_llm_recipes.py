@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from lmmsn.config import load_config
 from lmmsn.training.llm_module import LLMRecipeConfig, run
@@ -84,3 +85,13 @@ def test_tiny_pretrain_two_process_gloo(tmp_path):
     for name in EXPORT_FILES:
         assert (tmp_path / "out/export" / name).is_file(), name
     assert len(_losses(tmp_path / "out", "train/loss")) == 3
+
+
+def test_fsdp_on_cpu_is_refused_before_any_work(tmp_path):
+    """Lightning's FSDPStrategy refuses CPU only after the model is built (minutes at 7B): we refuse at once."""
+    with pytest.raises(ValueError, match="fsdp needs GPUs"):
+        _tiny("pretrain", tmp_path, "trainer.strategy=fsdp", "trainer.accelerator=cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="fsdp needs GPUs"):
+            run(_tiny("pretrain", tmp_path, "trainer.strategy=fsdp", "trainer.accelerator=auto"))
+        assert not (tmp_path / "base").exists()  # nothing was built
