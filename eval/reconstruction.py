@@ -8,7 +8,11 @@ For each clip, the frozen VAE latent z [T, D] is tokenized and decoded back:
 
 A data set's error is the mean over its clips (each clip weighs the same);
 "average" is the mean of the data sets' errors, like the paper's Average
-column. The paper (VQ+FM 0.636 vs VQ+MSE 0.700 on ESC-50 / VCTK / FMA) does
+column. A zero-bit baseline row, `mean latent`, predicts every frame of a data
+set by that data set's mean latent vector (an oracle constant, computed from
+the evaluated clips): a tokenizer that does not beat it conveys nothing about
+the clips beyond their average (VAE latents can have large constant offsets,
+so `energy` alone flatters every tokenizer). The paper (VQ+FM 0.636 vs VQ+MSE 0.700 on ESC-50 / VCTK / FMA) does
 not say whether its error is MSE or L1; we make MSE primary because VQ+MSE is
 trained on that loss, and report L1 beside it. `energy` = mean z^2 is
 reported per data set so an error can be read against predicting zeros
@@ -59,7 +63,7 @@ def clip_errors(z: torch.Tensor, z_hat: torch.Tensor) -> dict[str, float]:
     """MSE, L1 and energy of one clip; z, z_hat: [T, D]."""
     if z.shape != z_hat.shape:
         raise ValueError(f"reconstruction shape {tuple(z_hat.shape)} != latent shape {tuple(z.shape)}")
-    diff = z_hat.double() - z.double()
+    diff = z_hat.double() - z.double()  # float64: the baseline passes a float64 mean
     return {"mse": float(diff.pow(2).mean()), "l1": float(diff.abs().mean()), "energy": float(z.double().pow(2).mean()), "frames": int(z.shape[0])}
 
 
@@ -113,6 +117,20 @@ def aggregate(per_clip: Sequence[dict[str, float]]) -> dict[str, float]:
     return agg
 
 
+BASELINE = "mean latent (0 bit/s baseline)"
+
+
+def mean_latent_baseline(datasets: dict[str, Sequence[torch.Tensor]]) -> dict[str, Any]:
+    """Errors of predicting every frame by its data set's mean latent vector (same shape as a tokenizer row)."""
+    row: dict[str, Any] = {"datasets": {}, "baseline": True}
+    for dname, lat in datasets.items():
+        mean = torch.cat([z.double() for z in lat]).mean(0)  # [D]
+        per_clip = [clip_errors(z.double(), mean.expand_as(z)) for z in lat]
+        row["datasets"][dname] = {**aggregate(per_clip), "per_clip": per_clip}
+    row["average"] = {k: float(np.mean([d[k] for d in row["datasets"].values()])) for k in ("mse", "l1", "relative_mse")}
+    return row
+
+
 def evaluate_reconstruction(tokenizers: dict[str, LatentTokenizer], datasets: dict[str, Sequence[torch.Tensor]], *, steps: int | None = None, temperature: float | None = None, seed: int = 0, error: str = "mse") -> dict[str, Any]:
     """Table I: errors of every tokenizer on every data set, plus the average over data sets."""
     if error not in ("mse", "l1"):
@@ -125,6 +143,7 @@ def evaluate_reconstruction(tokenizers: dict[str, LatentTokenizer], datasets: di
             row["datasets"][dname] = {**aggregate(per_clip), "per_clip": per_clip}
         row["average"] = {k: float(np.mean([d[k] for d in row["datasets"].values()])) for k in ("mse", "l1", "relative_mse")}
         table[tname] = row
+    table[BASELINE] = mean_latent_baseline(datasets)
     return {
         "error": error,
         "error_definition": "per clip: mean over T x D latent entries of (z_hat - z)^2 (mse) or |z_hat - z| (l1); data set: mean over clips; average: mean over data sets",
@@ -151,7 +170,8 @@ def summary_md(result: dict, title: str = "Reconstruction error (Table I)") -> s
             markdown_table(["tokenizer", *names, "average"], rows),
             f"Other error ({'L1' if err == 'mse' else 'MSE'}):",
             markdown_table(["tokenizer", *names, "average"], rows_other),
-            f"Data: {counts}. Paper (different data, full-size models): VQ+FM 0.636, VQ+MSE 0.700 average.",
+            f"Data: {counts}. `{BASELINE}` predicts every frame by the data set's mean latent: a tokenizer must beat it to carry information. "
+            "Paper (different data, full-size models): VQ+FM 0.636, VQ+MSE 0.700 average.",
             environment_md(result["environment"]),
         ]
     )
@@ -166,6 +186,10 @@ def plot(result: dict, path) -> None:
     width = 0.8 / max(len(toks), 1)
     for i, t in enumerate(toks):
         row = result["tokenizers"][t]
+        if row.get("baseline"):
+            ax.bar(np.arange(len(names)) + i * width, [row["datasets"][d][err] for d in names[:-1]] + [row["average"][err]],
+                   width, label=t, color="lightgray", hatch="//")
+            continue
         vals = [row["datasets"][d][err] for d in names[:-1]] + [row["average"][err]]
         ax.bar(np.arange(len(names)) + i * width, vals, width, label=t)
     ax.set_xticks(np.arange(len(names)) + width * (len(toks) - 1) / 2, names)

@@ -67,3 +67,16 @@ def test_load_tokenizers_share_one_vae_and_refuse_different_ones(tmp_path):
     assert toks["a"].vae is toks["b"].vae
     with pytest.raises(ValueError, match="same latents"):
         load_tokenizers({"a": paths["a"], "other": paths["other"]})
+
+
+def test_mean_latent_baseline_row_matches_hand_computation():
+    from eval.reconstruction import BASELINE
+
+    z1 = torch.tensor([[0.0, 0.0], [2.0, 2.0]])
+    z2 = torch.tensor([[1.0, 4.0]])
+    res = evaluate_reconstruction({"zero": CodebookStandIn([[0.0, 0.0]])}, {"b": [z1, z2]})
+    row = res["tokenizers"][BASELINE]
+    # mean latent over the 3 frames: [1, 2]; clip 1 squared errors 1 4 1 0 -> 1.5; clip 2: 0 4 -> 2.0
+    assert row["baseline"] is True
+    assert [c["mse"] for c in row["datasets"]["b"]["per_clip"]] == pytest.approx([1.5, 2.0])
+    assert row["datasets"]["b"]["mse"] == pytest.approx(1.75) and row["average"]["mse"] == pytest.approx(1.75)
