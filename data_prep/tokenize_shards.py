@@ -14,7 +14,9 @@ padded sequence, and the LLM does not learn to emit the padding's tokens
 
 Resuming works like make_shards: an output shard is complete when its
 `shard-*.json` stats file (written last) exists; a re-run redoes only the
-others. A sample that cannot be used (unreadable latent, non-finite values,
+others. `run.json` pins the tokenizer (the SHA-1 of its config and weights)
+and `--keep-padding`: re-running into the same folder with another tokenizer
+is refused, so codes of two tokenizers never mix. A sample that cannot be used (unreadable latent, non-finite values,
 wrong latent size) is left out and listed with its reason; the job goes on.
 `index.json` in the output folder is the input index with the shard list
 replaced, the codes' tokenizer described under `codes`, and this pass's skips
@@ -86,6 +88,23 @@ class ShardTokenizer:
         if self.out.resolve() in sources:
             raise SystemExit(f"--out {self.out} is an input folder: write the coded shards to another folder")
 
+    def _check_run(self) -> None:
+        """Write run.json, or refuse when the folder holds codes of another tokenizer or setting."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        for name in ("config.yaml", "model.safetensors"):
+            digest.update((Path(self.config.tokenizer) / name).read_bytes())
+        run = {"tokenizer_sha1": digest.hexdigest(), "keep_padding": self.config.keep_padding}
+        path = self.out / "run.json"
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if old != run:
+                raise SystemExit(f"{self.out} holds codes of another tokenizer or --keep-padding setting ({path}: {old}); "
+                                 "use another --out or delete that folder")
+        else:
+            _write_json(path, run)
+
     def complete(self, url: str) -> bool:
         return _stats_path(self.out, url).is_file() and (self.out / Path(url).name).is_file()
 
@@ -105,6 +124,7 @@ class ShardTokenizer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.out.mkdir(parents=True, exist_ok=True)
+        self._check_run()
         for stale in self.out.glob("*.tmp"):
             stale.unlink()  # the partial shard of an interrupted run: redone below
         todo = [u for u in self.urls if not self.complete(u)]

@@ -55,10 +55,14 @@ class TokenizerConfig:
     "Objective (cfm / mse ablation) and ODE sampling defaults."
     latent_scale: float = 1.0
     "Latents are multiplied by this before the encoder / as flow targets, divided after decoding (unit variance suits the N(0, I) flow source)."
+    latent_mean: list[float] | None = None
+    "Per-dimension mean subtracted before scaling and added back after decoding (None: no shift); `python -m lmmsn.data.latents SHARDS` measures it and latent_scale."
 
     def __post_init__(self) -> None:
         if self.latent_scale <= 0:
             raise ValueError(f"latent_scale must be positive, got {self.latent_scale}")
+        if self.latent_mean is not None and len(self.latent_mean) != self.latent_dim:
+            raise ValueError(f"latent_mean has {len(self.latent_mean)} values, the VAE latent dim is {self.latent_dim}")
 
     @property
     def latent_dim(self) -> int:
@@ -145,6 +149,16 @@ class AudioTokenizer(nn.Module):
         self.quantizer = quantizer
         self.decoder = decoder
         self.config = config
+        mean = torch.tensor(config.latent_mean or [0.0] * config.latent_dim, dtype=torch.float32)
+        self.register_buffer("latent_mean", mean, persistent=False)  # from the config, not the weights file
+
+    def normalise(self, latents: torch.Tensor) -> torch.Tensor:
+        """VAE latents -> the tokenizer's working space: (z - latent_mean) * latent_scale."""
+        return (latents - self.latent_mean) * self.config.latent_scale
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of `normalise`."""
+        return x / self.config.latent_scale + self.latent_mean
 
     # ----------------------------------------------------------------- properties
     @property
@@ -193,7 +207,7 @@ class AudioTokenizer(nn.Module):
     def encode_latents(self, latents: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """VAE latents [B, T, L] -> codes [B, T] int64 (padding frames, if masked, still get codes)."""
         self._check_latents(latents)
-        x = latents.to(self._device(), torch.float32) * self.config.latent_scale
+        x = self.normalise(latents.to(self._device(), torch.float32))
         h = self.encoder(x, mask)  # [B, T, Q]
         return self.quantizer.encode(h)
 
@@ -231,7 +245,7 @@ class AudioTokenizer(nn.Module):
                 device=q.device,
                 dtype=q.dtype,
             )
-        return z / self.config.latent_scale
+        return self.denormalise(z)
 
     # ----------------------------------------------------------------- waveforms
     @torch.no_grad()
@@ -266,7 +280,7 @@ class AudioTokenizer(nn.Module):
         at t = 0 from zeros predicts the latents. Both add the VQ loss.
         """
         self._check_latents(latents)
-        x1 = latents * self.config.latent_scale  # [B, T, L]
+        x1 = self.normalise(latents)  # [B, T, L]
         vq = self.quantizer(self.encoder(x1, mask), mask)
         if self.config.flow.objective == "mse":
             pred = self.decoder(torch.zeros_like(x1), torch.zeros(x1.shape[0], device=x1.device), vq.quantized, mask)

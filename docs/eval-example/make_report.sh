@@ -23,27 +23,26 @@ $PY docs/eval-example/training_manifest.py --config eval/configs/example.yaml --
 echo "== 2. latent shards (tiny VAE, seed 0; 5 s segments like the report's max_seconds)"
 $PY -m data_prep.make_shards --adapter manifest --root "$AUDIO_ROOT" --opt manifest="$W/train.jsonl" --out "$W/shards" \
     --vae tiny --seed 0 --segment-s 5 --long first --num-workers 1 --batch-size 16 --records-per-shard 100 --threads "$THREADS"
-SCALE=$($PY - "$W/shards" <<'PY'
-import sys, torch
-from lmmsn.data.loader import shard_samples
-z = torch.cat([s.latent[: s.num_frames] for s in shard_samples(sys.argv[1], even="none")])
-print(f"{1.0 / float(z.std()):.6g}")  # latent_scale: unit-variance tokenizer inputs
-PY
-)
-echo "latent_scale $SCALE"
+echo "== latent statistics (per-dim mean and scale for the tokenizers)"
+$PY -m lmmsn.data.latents "$W/shards" | tee "$W/latent_stats.txt"
+NORMALISE=$(tail -1 "$W/latent_stats.txt")  # model.latent_mean=[...] model.latent_scale=...
 
 for objective in cfm mse; do
   echo "== 3. tokenizer ($objective, $TOK_STEPS steps)"
+  rm -rf "$W/tok_$objective"  # a fresh run (the recipe would otherwise resume a finished one)
+  # shellcheck disable=SC2086  # NORMALISE holds two key=value overrides
   $PY recipes/train_tokenizer.py --config recipes/configs/tokenizer/tiny.yaml data.train_shards="$W/shards" \
-      model.flow.objective=$objective model.latent_scale="$SCALE" trainer.max_steps="$TOK_STEPS" \
+      model.flow.objective=$objective $NORMALISE trainer.max_steps="$TOK_STEPS" \
       trainer.val_every_n_steps=100000 trainer.checkpoint_every_n_steps="$TOK_STEPS" trainer.progress_bar=false \
       output_dir="$W/tok_$objective"
 done
 
 echo "== 4. codes (VQ+FM tokenizer)"
+rm -rf "$W/codes"
 $PY -m data_prep.tokenize_shards --shards "$W/shards" --tokenizer "$W/tok_cfm/export" --out "$W/codes" --threads "$THREADS"
 
 echo "== 5. tiny LLM pretraining on (caption, codes) pairs ($LLM_STEPS steps)"
+rm -rf "$W/llm"
 $PY recipes/pretrain_llm.py --config recipes/configs/llm/tiny_pretrain.yaml data.train_shards="$W/codes" \
     data.write_fixture=false data.batch.max_length=768 model.base_model="$W/llm/tiny-llama-base" \
     trainer.max_steps="$LLM_STEPS" trainer.checkpoint_every="$LLM_STEPS" trainer.output_dir="$W/llm"

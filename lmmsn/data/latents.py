@@ -218,4 +218,58 @@ def write_fixture_shards(directory: str | Path, config: LatentDataConfig, latent
     return str(train), str(val)
 
 
-__all__ = ["LatentClips", "LatentDataConfig", "collate", "crop_or_pad", "latent_loader", "synthetic_latents", "write_fixture_shards"]
+def latent_statistics(shards: str | Path, max_samples: int | None = None) -> dict:
+    """Per-dimension mean and std of the valid frames of latent shards, and the tokenizer settings they suggest.
+
+    Returns a dict with `frames`, `mean` [L], `std` [L] and `latent_mean` / `latent_scale` for
+    `TokenizerConfig`: subtracting the mean and scaling by 1 / (std of the centred latents) gives
+    the unit-variance inputs that suit the flow's N(0, I) source. Float64 sums, one pass.
+    """
+    total = total_sq = None
+    frames = samples = 0
+    for sample in shard_samples(shards, even="none"):
+        if sample.latent is None:
+            continue
+        z = sample.latent[: sample.num_frames].double()  # [T, L]
+        total = z.sum(0) if total is None else total + z.sum(0)
+        total_sq = z.pow(2).sum(0) if total_sq is None else total_sq + z.pow(2).sum(0)
+        frames += z.shape[0]
+        samples += 1
+        if max_samples is not None and samples >= max_samples:
+            break
+    if not frames:
+        raise ValueError(f"shards {shards!r}: no latent frames")
+    mean = total / frames
+    var = (total_sq / frames - mean.pow(2)).clamp_min(0)  # [L]
+    centred_std = float(var.mean().sqrt())
+    return {"samples": samples, "frames": frames, "mean": [round(float(m), 6) for m in mean],
+            "std": [round(float(v), 6) for v in var.sqrt()], "centred_std": centred_std,
+            "raw_std": float((total_sq.sum() / (frames * mean.numel()) - mean.mean().pow(2)).clamp_min(0).sqrt()),
+            "latent_mean": [round(float(m), 6) for m in mean], "latent_scale": round(1.0 / max(centred_std, 1e-12), 6)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """`python -m lmmsn.data.latents SHARDS`: print latent statistics and the tokenizer overrides they suggest."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m lmmsn.data.latents", description=main.__doc__)
+    parser.add_argument("shards", help="latent shards: a make_shards folder, a glob or a brace pattern")
+    parser.add_argument("--max-samples", type=int, default=None, help="read at most this many samples")
+    parser.add_argument("--json", action="store_true", help="print the statistics as JSON only")
+    args = parser.parse_args(argv)
+    stats = latent_statistics(args.shards, args.max_samples)
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        print(f"{stats['samples']} samples, {stats['frames']} frames; std around the per-dim mean {stats['centred_std']:.6g} "
+              f"(raw std {stats['raw_std']:.6g})")
+        print(f"model.latent_mean={json.dumps(stats['latent_mean'], separators=(',', ':'))} model.latent_scale={stats['latent_scale']}")
+    return stats
+
+
+__all__ = ["LatentClips", "LatentDataConfig", "collate", "crop_or_pad", "latent_loader", "latent_statistics", "synthetic_latents", "write_fixture_shards"]
+
+
+if __name__ == "__main__":
+    main()

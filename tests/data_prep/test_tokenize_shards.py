@@ -124,3 +124,15 @@ def test_refuses_to_write_into_the_input_folder(shards, tokenizer_dir: Path) -> 
     root, _ = shards
     with pytest.raises(SystemExit, match="input folder"):
         ShardTokenizer(TokenizeConfig(shards=str(root), tokenizer=str(tokenizer_dir), out=str(root)))
+
+
+def test_refuses_to_mix_codes_of_two_tokenizers(shards, tokenizer_dir: Path, tmp_path: Path) -> None:
+    root, _ = shards
+    ShardTokenizer(TokenizeConfig(shards=str(root), tokenizer=str(tokenizer_dir), out=str(tmp_path / "codes"))).run()
+    torch.manual_seed(1)
+    other = build_tokenizer(tokenizer_config("tiny"), with_vae=False).save_pretrained(tmp_path / "other")
+    with pytest.raises(SystemExit, match="another tokenizer"):
+        ShardTokenizer(TokenizeConfig(shards=str(root), tokenizer=str(other), out=str(tmp_path / "codes"))).run()
+    with pytest.raises(SystemExit, match="keep-padding"):
+        ShardTokenizer(TokenizeConfig(shards=str(root), tokenizer=str(tokenizer_dir), out=str(tmp_path / "codes"),
+                                      keep_padding=True)).run()

@@ -5,7 +5,13 @@ import random
 import pytest
 import torch
 
-from lmmsn.data.latents import LatentDataConfig, crop_or_pad, latent_loader, write_fixture_shards
+from lmmsn.data.latents import (
+    LatentDataConfig,
+    crop_or_pad,
+    latent_loader,
+    latent_statistics,
+    write_fixture_shards,
+)
 
 
 def test_crop_or_pad():
@@ -40,3 +46,23 @@ def test_fixture_loader_batches(tmp_path):
 def test_config_needs_a_data_source():
     with pytest.raises(ValueError, match="train_shards"):
         LatentDataConfig()
+
+
+def test_latent_statistics_use_valid_frames_only(tmp_path):
+    import math
+
+    import webdataset as wds
+
+    from lmmsn.data.format import encode_sample
+
+    meta = {"captions": [], "dataset": "x", "source_path": "x", "offset_s": 0.0, "duration_s": 1.0, "sample_rate": 1}
+    with wds.TarWriter(str(tmp_path / "s.tar")) as sink:
+        sink.write(encode_sample("a", {**meta, "num_frames": 2}, latent=torch.tensor([[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]])))
+        sink.write(encode_sample("b", meta, latent=torch.tensor([[5.0, 6.0]])))
+    stats = latent_statistics(tmp_path)
+    # valid frames (1,2) (3,4) (5,6): mean (3, 4); variance per dim (4 + 0 + 4) / 3; the padding frame is left out
+    assert stats["frames"] == 3 and stats["mean"] == [3.0, 4.0] == stats["latent_mean"]
+    assert stats["centred_std"] == pytest.approx(math.sqrt(8 / 3))
+    assert stats["latent_scale"] == pytest.approx(1 / math.sqrt(8 / 3), rel=1e-5)
+    # raw std over all 6 entries (1..6): population variance 35/12
+    assert stats["raw_std"] == pytest.approx(math.sqrt(35 / 12))

@@ -102,7 +102,9 @@ def test_save_and_from_pretrained_are_bit_identical(tmp_path, objective):
     assert not any(k.startswith("vae.") for k in load_file(str(tmp_path / "tok" / "model.safetensors")))
     rebuilt = AudioTokenizer.from_pretrained(tmp_path / "tok")  # builds the referenced VAE itself
     assert rebuilt.config == model.config and isinstance(rebuilt.vae, type(model.vae))
-    # The referenced VAE here has random weights (checkpoint: null), so compare waveforms through the same VAE.
+    wav = sine(0.3, 16000, channels=2)
+    # no VAE checkpoint: the rebuilt VAE draws the same random weights from VAEConfig.seed
+    assert torch.equal(rebuilt.encode(wav), model.encode(wav))
     loaded = AudioTokenizer.from_pretrained(tmp_path / "tok", vae=model.vae)
     assert torch.equal(rebuilt.quantizer.embed, model.quantizer.embed)
     latents = torch.randn(2, 9, 8)
@@ -111,8 +113,33 @@ def test_save_and_from_pretrained_are_bit_identical(tmp_path, objective):
     za = model.decode_latents(codes, generator=torch.Generator().manual_seed(1))
     zb = loaded.decode_latents(codes, generator=torch.Generator().manual_seed(1))
     assert torch.equal(za, zb)
-    wav = sine(0.3, 16000, channels=2)
     assert torch.equal(model.encode(wav), loaded.encode(wav))
+
+
+def test_latent_mean_and_scale_normalise_and_survive_export(tmp_path):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    mean = [0.5, -1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.25]
+    shift = torch.tensor(mean)
+    config = replace(tokenizer_config("tiny"), latent_mean=mean, latent_scale=4.0)
+    model = build_tokenizer(config, with_vae=False).eval()
+    z = torch.randn(1, 5, 8)
+    assert torch.allclose(model.normalise(z), (z - shift) * 4.0)
+    assert torch.allclose(model.denormalise(model.normalise(z)), z, atol=1e-6)
+    plain = build_tokenizer(replace(config, latent_mean=None), with_vae=False).eval()
+    plain.load_state_dict(model.state_dict())
+    for p in plain.decoder.parameters():  # non-zero decoder so decode depends on the codes
+        p.data.add_(0.05 * torch.randn_like(p))
+    model.load_state_dict(plain.state_dict())
+    codes = plain.encode_latents(z)
+    assert torch.equal(model.encode_latents(z + shift), codes)  # the offset is removed before the encoder
+    decoded = model.decode_latents(codes, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(decoded, plain.decode_latents(codes, generator=torch.Generator().manual_seed(3)) + shift, atol=1e-5)
+    loaded = AudioTokenizer.from_pretrained(model.save_pretrained(tmp_path / "tok"), with_vae=False)
+    assert loaded.config.latent_mean == mean and torch.equal(loaded.latent_mean, model.latent_mean)
+    with pytest.raises(ValueError, match="latent_mean has 3 values"):
+        replace(config, latent_mean=[0.0] * 3)
 
 
 def test_from_pretrained_rejects_other_kinds(tmp_path):
