@@ -285,11 +285,12 @@ class DeterministicCaptioner:
         return out
 
 
-def build_system(spec: str) -> System:
+def build_system(spec: str, max_new_tokens: int | None = None) -> System:
     """Resolve a system name given on the command line.
 
     `deterministic` -> DeterministicCaptioner; `lmmsn:DIR` -> the LM-MSN
-    pipeline loaded with `lmmsn.load(DIR)` (its `caption` method).
+    pipeline loaded with `lmmsn.load(DIR)` (its `caption` method), answers
+    capped at `max_new_tokens` (None: the pipeline's `max_text_tokens`).
 
     Raises:
         ValueError: unknown name, or the LM-MSN pipeline is not installed yet.
@@ -306,8 +307,8 @@ def build_system(spec: str) -> System:
         def run(audios: Sequence[Audio], prompt: str | None = None) -> list[str]:
             rates = {sr for _, sr in audios}
             if len(rates) == 1:  # one real batch, so the batch-size check measures the pipeline's batching
-                return list(pipeline.caption([wav for wav, _ in audios], prompt, sample_rate=rates.pop()))
-            return [pipeline.caption(wav, prompt, sample_rate=sr) for wav, sr in audios]
+                return list(pipeline.caption([wav for wav, _ in audios], prompt, sample_rate=rates.pop(), max_new_tokens=max_new_tokens))
+            return [pipeline.caption(wav, prompt, sample_rate=sr, max_new_tokens=max_new_tokens) for wav, sr in audios]
 
         run.name = spec  # type: ignore[attr-defined]
         return run

@@ -216,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--categories", default=None, help="comma-separated categories to keep (default: all)")
     parser.add_argument("--per-category", type=int, default=8, help="clips per category (seeded draw)")
     parser.add_argument("--system", default="deterministic", help="'deterministic' (weights-free stand-in, not a model) or 'lmmsn:DIR'")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="longest answer of an lmmsn system (default: the pipeline's max_text_tokens)")
     parser.add_argument("--batch-size", type=int, default=4, help="N of the batch-size check (also used by the other checks)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the same-seed check")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clip draw and of every run")
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cats = args.categories.split(",") if args.categories else None
     items = read_manifest(args.manifest, args.audio_root, categories=cats, per_category=args.per_category, seed=args.seed)
     tasks = {n: Task(**t) for n, t in DEFAULT_TASKS.items()}
-    system = build_system(args.system)
+    system = build_system(args.system, args.max_new_tokens)
     note = "Deterministic stand-in, not a model: batch and seed checks are 0 by construction." if args.system == "deterministic" else ""
     return run(items, system, args.out, tasks=tasks, batch_size=args.batch_size, seed=args.seed, repeats=args.repeats, max_seconds=args.max_seconds, sample_rate=args.sample_rate, system_note=note)
 

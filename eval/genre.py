@@ -201,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--categories", default=None, help="comma-separated manifest categories to keep (default: all)")
     parser.add_argument("--per-category", type=int, default=None, help="draw at most this many clips per category (seeded)")
     parser.add_argument("--system", default="deterministic", help="'deterministic' (weights-free stand-in, not a model) or 'lmmsn:DIR'")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="longest answer of an lmmsn system (default: the pipeline's max_text_tokens)")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="question asked for every clip")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per system call (recorded)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="cut clips to this length")
@@ -212,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cli_logging(args.verbose)
     cats = args.categories.split(",") if args.categories else None
     items = read_manifest(args.manifest, args.audio_root, categories=cats, per_category=args.per_category, seed=args.seed)
-    return run(items, build_system(args.system), args.out, prompt=args.prompt, batch_size=args.batch_size, seed=args.seed, max_seconds=args.max_seconds, sample_rate=args.sample_rate)
+    return run(items, build_system(args.system, args.max_new_tokens), args.out, prompt=args.prompt, batch_size=args.batch_size, seed=args.seed, max_seconds=args.max_seconds, sample_rate=args.sample_rate)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,8 @@ class TextSection:
     "Prompt for genre (None: eval.genre default)."
     sample_rate: int | None = None
     "Resample clips for the system (None: keep)."
+    max_new_tokens: int | None = None
+    "Longest answer of an lmmsn system (None: the pipeline's max_text_tokens)."
 
 
 @dataclass
@@ -184,7 +186,7 @@ def run_suite(cfg: SuiteConfig, command: str = "") -> Path:
     clips_cache: dict[int | None, list] = {}
     for name in text_sections:
         t: TextSection = getattr(cfg, name)
-        system = common.build_system(t.system)
+        system = common.build_system(t.system, t.max_new_tokens)
         if t.sample_rate not in clips_cache:
             clips_cache[t.sample_rate] = common.load_clips(items, t.sample_rate, None, d.max_seconds)
         clips = clips_cache[t.sample_rate]

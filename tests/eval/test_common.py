@@ -44,3 +44,19 @@ def test_call_system_checks_counts():
     assert "low" in out[0] and "high" in out[1]
     with pytest.raises(ValueError, match="returned 1 texts for a batch of 2"):
         call_system(lambda batch: ["only one"], clips, None, 2)
+
+
+def test_lmmsn_system_batches_and_caps_answers(tmp_path):
+    """`lmmsn:DIR` runs the real pipeline: one batch per call, answers capped by max_new_tokens."""
+    from eval.common import build_system, call_system
+    from tests.test_pipeline import build_tiny_pipeline
+
+    directory = build_tiny_pipeline(tmp_path)
+    clips = [(sine(0.3, 16000, freq=f), 16000) for f in (220.0, 440.0, 880.0)]
+    short = call_system(build_system(f"lmmsn:{directory}", max_new_tokens=3), clips, "Describe.", 3)
+    longer = call_system(build_system(f"lmmsn:{directory}", max_new_tokens=8), clips, "Describe.", 3)
+    assert len(short) == len(longer) == 3
+    for a, b in zip(short, longer, strict=True):  # greedy: the capped answer is the start of the longer one
+        assert b.startswith(a) and len(a) < len(b), (a, b)
+    with pytest.raises(ValueError, match="unknown system"):
+        build_system("nonsense")
