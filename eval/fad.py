@@ -178,7 +178,8 @@ def fad_from_embeddings(reference: np.ndarray, system: np.ndarray) -> float:
     return float(np.real(calc_frechet_distance(mu_r, cov_r, mu_s, cov_s)))
 
 
-def _set_info(files: Sequence[Path], emb: np.ndarray) -> dict:
+def _set_info(files: Sequence[Path], emb: np.ndarray, max_seconds: float | None) -> dict:
+    """Counts of a set; seconds are what was embedded (each file cut to `max_seconds`)."""
     import soundfile
 
     durations = []
@@ -187,18 +188,20 @@ def _set_info(files: Sequence[Path], emb: np.ndarray) -> dict:
             durations.append(soundfile.info(str(f)).duration)
         except Exception:  # an undecodable header is reported by load_audio earlier
             durations.append(float("nan"))
-    return {"files": len(files), "frames": int(emb.shape[0]), "total_seconds": float(np.nansum(durations)), "mean_seconds": float(np.nanmean(durations))}
+    embedded = [min(d, max_seconds) if max_seconds is not None else d for d in durations]
+    return {"files": len(files), "frames": int(emb.shape[0]), "total_seconds": float(np.nansum(embedded)),
+            "mean_seconds": float(np.nanmean(embedded)), "mean_file_seconds": float(np.nanmean(durations))}
 
 
 def evaluate_fad(reference: Sequence[Path], systems: dict[str, Sequence[Path]], cache: EmbeddingCache) -> dict:
     """FAD of each system's files against the reference files."""
     ref_emb = cache.embed_set(reference, "reference")
-    out = {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "reference": _set_info(reference, ref_emb), "systems": {}}
+    out = {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "reference": _set_info(reference, ref_emb, cache.max_seconds), "systems": {}}
     for name, files in systems.items():
         emb = cache.embed_set(files, name)
         if emb.shape[0] <= cache.model.num_features:
             log.warning("%s: %d frames for a %d-dim embedding: the covariance is singular, FAD is unreliable", name, emb.shape[0], cache.model.num_features)
-        out["systems"][name] = {"fad": fad_from_embeddings(ref_emb, emb), **_set_info(files, emb)}
+        out["systems"][name] = {"fad": fad_from_embeddings(ref_emb, emb), **_set_info(files, emb, cache.max_seconds)}
     return out
 
 
@@ -222,14 +225,15 @@ def fad_between_sets(sets: dict[str, Sequence[Path]], cache: EmbeddingCache) -> 
             else:
                 ref, other = np.concatenate(emb[a]), np.concatenate(emb[b])
             matrix[a][b] = fad_from_embeddings(ref.astype(np.float64), other.astype(np.float64))
-    info = {name: _set_info(list(files), np.concatenate(emb[name])) for name, files in sets.items()}
+    info = {name: _set_info(list(files), np.concatenate(emb[name]), cache.max_seconds) for name, files in sets.items()}
     return {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "matrix": matrix, "sets": info}
 
 
 def matrix_md(result: dict, title: str = "FAD between sets") -> str:
     names = list(result["matrix"])
     rows = [[f"ref {a}", *(result["matrix"][a][b] for b in names)] for a in names]
-    info = "; ".join(f"{n}: {v['files']} files, {v['frames']} frames, mean {v['mean_seconds']:.2f} s" for n, v in result["sets"].items())
+    info = "; ".join(f"{n}: {v['files']} files, {v['frames']} frames, mean {v['mean_seconds']:.2f} s embedded "
+                     f"(files {v.get('mean_file_seconds', v['mean_seconds']):.2f} s)" for n, v in result["sets"].items())
     return "\n\n".join(
         [
             f"# {title}",
