@@ -64,8 +64,10 @@ class LossOutput:
     "Mean CE over audio targets (detached; 0 when there are none)."
     audio_accuracy: torch.Tensor
     "Top-1 accuracy over audio targets (detached; 0 when there are none)."
-    num_text: int
-    num_audio: int
+    num_text: torch.Tensor
+    "Counted text targets (0-dim, detached: reading it is the caller's host sync, not the loss's)."
+    num_audio: torch.Tensor
+    "Counted audio targets (0-dim, detached)."
 
     def log_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """Scalars to log (`prefix` e.g. "train/")."""
@@ -103,30 +105,27 @@ def audio_lm_loss(
         `LossOutput`.
     """
     settings = settings or LossSettings()
+    # Masks instead of boolean indexing: no host synchronisation and static shapes, so the loss
+    # compiles into the step's graph (torch.compile) and never stalls the GPU.
     logits = logits[:, :-1].float()  # [B, L-1, V]
     targets = labels[:, 1:]  # [B, L-1]
-    mask = targets != IGNORE_INDEX  # [B, L-1]
-    logits = logits[mask]  # [N, V]
-    targets = targets[mask]  # [N]
-    n = targets.numel()
-    if n == 0:
-        zero = logits.sum() * 0.0
-        z = zero.detach()
-        return LossOutput(zero, zero, zero, z, z, z, 0, 0)
-    log_z = torch.logsumexp(logits, dim=-1)  # [N]
-    ce = log_z - logits.gather(1, targets[:, None]).squeeze(1)  # [N]; same as F.cross_entropy
-    is_audio = (targets >= audio_ids.start) & (targets < audio_ids.stop)  # [N]
-    weights = torch.where(is_audio, settings.audio_weight, 1.0).to(ce.dtype)  # [N]
-    denom = weights.sum() if settings.normalize == "weights" else torch.tensor(float(n), device=ce.device)
+    valid = (targets != IGNORE_INDEX).to(logits.dtype)  # [B, L-1]
+    log_z = torch.logsumexp(logits, dim=-1)  # [B, L-1]
+    picked = logits.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)  # ignored targets read id 0, masked below
+    ce = (log_z - picked) * valid  # [B, L-1]; same as F.cross_entropy where valid
+    is_audio = (targets >= audio_ids.start) & (targets < audio_ids.stop)  # IGNORE_INDEX is never audio
+    audio_f = is_audio.to(ce.dtype)
+    weights = torch.where(is_audio, settings.audio_weight, 1.0).to(ce.dtype) * valid  # [B, L-1]
+    n = valid.sum()
+    denom = (weights.sum() if settings.normalize == "weights" else n).clamp(min=1)
     weighted_ce = (weights * ce).sum() / denom
-    z_loss = settings.z_loss_coef * log_z.pow(2).mean()
+    z_loss = settings.z_loss_coef * (log_z.pow(2) * valid).sum() / n.clamp(min=1)
     with torch.no_grad():
-        audio_f = is_audio.to(ce.dtype)
-        text_loss = _safe_mean(ce, 1.0 - audio_f)
+        text_loss = _safe_mean(ce, valid - audio_f)
         audio_loss = _safe_mean(ce, audio_f)
         correct = (logits.argmax(dim=-1) == targets).to(ce.dtype)
         audio_accuracy = _safe_mean(correct, audio_f)
-        num_audio = int(is_audio.sum())
+        num_audio = audio_f.sum()
     return LossOutput(
         total=weighted_ce + z_loss,
         ce=weighted_ce,
@@ -134,7 +133,7 @@ def audio_lm_loss(
         text_loss=text_loss,
         audio_loss=audio_loss,
         audio_accuracy=audio_accuracy,
-        num_text=n - num_audio,
+        num_text=(n - num_audio).detach(),
         num_audio=num_audio,
     )
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lmmsn.llm.losses import IGNORE_INDEX, LossSettings, audio_lm_loss
+from lmmsn.llm.losses import IGNORE_INDEX, LossSettings, audio_lm_loss, plain_ce
 
 AUDIO = range(4, 6)  # ids 4 and 5 are audio tokens in a 7-token vocabulary (6 = <eoa>: weight 1)
 
@@ -39,7 +39,7 @@ def test_weighting_and_z_loss_match_hand_computation(normalize):
     assert out.audio_loss.item() == pytest.approx((ces[0] + ces[2]) / 2, rel=1e-6)
     hits = [int(torch.argmax(logits[0, 0])) == 4, int(torch.argmax(logits[0, 3])) == 5]
     assert out.audio_accuracy.item() == pytest.approx(sum(hits) / 2)
-    assert (out.num_text, out.num_audio) == (1, 2)
+    assert (int(out.num_text), int(out.num_audio)) == (1, 2)
 
 
 def test_audio_weight_scales_audio_gradient_only():
@@ -59,3 +59,17 @@ def test_all_masked_gives_zero_with_gradient_path():
     logits = torch.randn(2, 4, 7, requires_grad=True)
     out = audio_lm_loss(logits, torch.full((2, 4), IGNORE_INDEX), AUDIO)
     assert out.total.item() == 0.0 and out.total.requires_grad
+
+
+def test_unit_weights_equal_torch_cross_entropy_with_ignored_targets():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 7, 11, requires_grad=True)
+    labels = torch.randint(0, 11, (3, 7))
+    labels[0, :4] = IGNORE_INDEX  # prompt tokens
+    labels[2, 5:] = IGNORE_INDEX  # padding
+    out = audio_lm_loss(logits, labels, range(5, 9), LossSettings(audio_weight=1.0, z_loss_coef=0.0))
+    reference = plain_ce(logits, labels)
+    assert torch.allclose(out.total, reference, atol=1e-6)
+    (g_ours,) = torch.autograd.grad(out.total, logits)
+    (g_ref,) = torch.autograd.grad(reference, logits)
+    assert torch.allclose(g_ours, g_ref, atol=1e-7)
