@@ -205,6 +205,13 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)  # atomic: a reader never sees half a file
 
 
+def resolve_device(name: str) -> torch.device:
+    """A --device value as a device: "auto" is cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def shard_name(shard: int) -> str:
     return f"shard-{shard:06d}"
 
@@ -251,13 +258,13 @@ class ShardMaker:
         from lmmsn.tokenizer.vae import StableAudioVAE, VAEConfig
 
         cfg = self.config
-        device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(cfg.device)
         # seeded random weights: the same VAE when a run resumes, and the one a tokenizer config with this seed builds
         vae = StableAudioVAE(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint, seed=cfg.seed))
         vae = vae.to(device)
         if cfg.compile:
             vae.model.encoder = torch.compile(vae.model.encoder)
-        return vae, torch.device(device)
+        return vae, device
 
     def _encode(self, vae, device: torch.device, batch: list[dict[str, Any]]) -> torch.Tensor:
         wav = torch.stack([s["wav"] for s in batch])  # [B, C, L]

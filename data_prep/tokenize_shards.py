@@ -41,7 +41,7 @@ import torch
 if __package__ in (None, ""):  # run as a file: the repository root holds data_prep/ (not installed)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_prep.make_shards import _write_json
+from data_prep.make_shards import _write_json, resolve_device
 from lmmsn.data.format import ShardFormatError, decode_sample, encode_codes
 
 logger = logging.getLogger(__name__)
@@ -111,10 +111,9 @@ class ShardTokenizer:
     def _model(self):
         from lmmsn.tokenizer.model import AudioTokenizer
 
-        cfg = self.config
-        device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AudioTokenizer.from_pretrained(cfg.tokenizer, device=device, with_vae=False)
-        return model.eval(), torch.device(device)
+        device = resolve_device(self.config.device)
+        model = AudioTokenizer.from_pretrained(self.config.tokenizer, device=device, with_vae=False)
+        return model.eval(), device
 
     def run(self) -> dict[str, Any]:
         """Tokenize the missing shards, then write index.json; returns the index."""
@@ -147,7 +146,7 @@ class ShardTokenizer:
         tmp = self.out / f"{name}.tmp"
         stats: dict[str, Any] = {"name": name, "samples": 0, "hours": 0.0, "skipped": []}
         writer = wds.TarWriter(str(tmp))
-        batch: list[tuple[dict, torch.Tensor, int]] = []
+        batch: list[tuple[dict, torch.Tensor, int, float]] = []  # (raw sample, latent, codes to keep, duration_s)
 
         def skip(raw: dict, reason: str) -> None:
             stats["skipped"].append({"shard": name, "key": raw.get("__key__", "?"), "reason": reason})
@@ -156,19 +155,18 @@ class ShardTokenizer:
         def flush() -> None:
             if not batch:
                 return
-            length = max(latent.shape[0] for _, latent, _ in batch)
+            length = max(latent.shape[0] for _, latent, _, _ in batch)
             latents = torch.zeros(len(batch), length, batch[0][1].shape[1])
             mask = torch.zeros(len(batch), length, dtype=torch.bool)
-            for i, (_, latent, _) in enumerate(batch):
+            for i, (_, latent, _, _) in enumerate(batch):
                 latents[i, : latent.shape[0]], mask[i, : latent.shape[0]] = latent, True
             with torch.no_grad():
                 codes = model.encode_latents(latents.to(device), mask.to(device)).cpu()  # [B, T]
-            for (raw, _latent, keep), row in zip(batch, codes, strict=True):
+            for (raw, _latent, keep, duration), row in zip(batch, codes, strict=True):
                 sample = {k: v for k, v in raw.items() if not k.startswith("__") and k != "codes.npy"}
                 writer.write({"__key__": raw["__key__"], **sample, "codes.npy": encode_codes(raw["__key__"], row[:keep])})
-                meta = json.loads(raw["json"])
                 stats["samples"] += 1
-                stats["hours"] += float(meta.get("duration_s", 0.0)) / 3600
+                stats["hours"] += duration / 3600
             batch.clear()
 
         source = iter([{"url": url}])
@@ -187,7 +185,7 @@ class ShardTokenizer:
                 skip(raw, "non-finite latent values")
             else:
                 keep = latent.shape[0] if self.config.keep_padding else min(latent.shape[0], sample.num_frames)
-                batch.append((raw, latent, keep))
+                batch.append((raw, latent, keep, float(sample.meta.get("duration_s", 0.0))))
                 if len(batch) == self.config.batch_size:
                     flush()
         flush()

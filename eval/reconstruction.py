@@ -63,7 +63,7 @@ def clip_errors(z: torch.Tensor, z_hat: torch.Tensor) -> dict[str, float]:
     """MSE, L1 and energy of one clip; z, z_hat: [T, D]."""
     if z.shape != z_hat.shape:
         raise ValueError(f"reconstruction shape {tuple(z_hat.shape)} != latent shape {tuple(z.shape)}")
-    diff = z_hat.double() - z.double()  # float64: the baseline passes a float64 mean
+    diff = z_hat.double() - z.double()
     return {"mse": float(diff.pow(2).mean()), "l1": float(diff.abs().mean()), "energy": float(z.double().pow(2).mean()), "frames": int(z.shape[0])}
 
 
@@ -108,6 +108,11 @@ def reconstruct(tokenizer: LatentTokenizer, latents: Sequence[torch.Tensor], *, 
     return out
 
 
+def _average(row: dict[str, Any]) -> dict[str, float]:
+    """A table row's errors averaged over its data sets (the paper's Average column)."""
+    return {k: float(np.mean([d[k] for d in row["datasets"].values()])) for k in ("mse", "l1", "relative_mse")}
+
+
 def aggregate(per_clip: Sequence[dict[str, float]]) -> dict[str, float]:
     """Mean over clips of each error (each clip weighs the same)."""
     agg = {k: float(np.mean([c[k] for c in per_clip])) for k in ("mse", "l1", "energy")}
@@ -127,7 +132,7 @@ def mean_latent_baseline(datasets: dict[str, Sequence[torch.Tensor]]) -> dict[st
         mean = torch.cat([z.double() for z in lat]).mean(0)  # [D]
         per_clip = [clip_errors(z.double(), mean.expand_as(z)) for z in lat]
         row["datasets"][dname] = {**aggregate(per_clip), "per_clip": per_clip}
-    row["average"] = {k: float(np.mean([d[k] for d in row["datasets"].values()])) for k in ("mse", "l1", "relative_mse")}
+    row["average"] = _average(row)
     return row
 
 
@@ -141,7 +146,7 @@ def evaluate_reconstruction(tokenizers: dict[str, LatentTokenizer], datasets: di
         for dname, lat in datasets.items():
             per_clip = reconstruct(tok, lat, steps=steps, temperature=temperature, seed=seed)
             row["datasets"][dname] = {**aggregate(per_clip), "per_clip": per_clip}
-        row["average"] = {k: float(np.mean([d[k] for d in row["datasets"].values()])) for k in ("mse", "l1", "relative_mse")}
+        row["average"] = _average(row)
         table[tname] = row
     table[BASELINE] = mean_latent_baseline(datasets)
     return {
@@ -186,12 +191,9 @@ def plot(result: dict, path) -> None:
     width = 0.8 / max(len(toks), 1)
     for i, t in enumerate(toks):
         row = result["tokenizers"][t]
-        if row.get("baseline"):
-            ax.bar(np.arange(len(names)) + i * width, [row["datasets"][d][err] for d in names[:-1]] + [row["average"][err]],
-                   width, label=t, color="lightgray", hatch="//")
-            continue
         vals = [row["datasets"][d][err] for d in names[:-1]] + [row["average"][err]]
-        ax.bar(np.arange(len(names)) + i * width, vals, width, label=t)
+        style = {"color": "lightgray", "hatch": "//"} if row.get("baseline") else {}
+        ax.bar(np.arange(len(names)) + i * width, vals, width, label=t, **style)
     ax.set_xticks(np.arange(len(names)) + width * (len(toks) - 1) / 2, names)
     ax.set_ylabel(f"latent {err.upper()}")
     ax.set_title("Tokenizer reconstruction error")
