@@ -12,6 +12,9 @@ CPU smoke run (tiny tokenizer + tiny LLaMA; numbers say nothing about the GPU):
 
 Each phase is timed on its own (CUDA synchronised), then `generate` end to end; the median over
 `--repeats` runs after `--warmup` runs is printed, and `--json` writes everything.
+`--engine` picks the LLM decoding loop (`lmmsn.generation.sample`): "lmmsn" (ours, default) or
+"transformers" (`model.generate`); `--llm-only` times the LLM phase alone (gpu_check.sh row d:
+transformers default vs. transformers static cache vs. ours).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def build(args):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from lmmsn.llm.model import AudioLM
-    from lmmsn.llm.tiny import build_tiny_tokenizer
+    from lmmsn.llm.tiny import build_tiny_text_tokenizer
     from lmmsn.llm.vocabulary import AudioVocabulary
     from lmmsn.pipeline import Pipeline, best_device_and_dtype
     from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
@@ -37,7 +40,7 @@ def build(args):
     device, dtype = best_device_and_dtype(args.device, args.dtype)
     torch.manual_seed(0)
     tok = build_tokenizer(tokenizer_config("tiny" if args.tiny else "paper")).to(device).eval()
-    text_tok = build_tiny_tokenizer()
+    text_tok = build_tiny_text_tokenizer()
     vocabulary = AudioVocabulary.extend(text_tok, tok.codebook_size)
     if args.tiny:
         shape = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
@@ -75,6 +78,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--engine", choices=["lmmsn", "transformers"], default="lmmsn", help="LLM decoding loop")
+    parser.add_argument("--llm-only", action="store_true", help="time the LLM phase only")
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
@@ -92,15 +97,19 @@ def main() -> None:
     def llm():
         return pipe._sample(texts, max_new_tokens=n + 1, sampling=SamplingConfig(temperature=1.0),
                             constraint=constraint, eos=pipe.vocabulary.eoa_id, seed=0, progress=False,
-                            cache_implementation=args.cache_implementation)
+                            cache_implementation=args.cache_implementation, engine=args.engine)
 
-    codes = torch.randint(0, pipe.tokenizer.codebook_size, (args.batch, n), device=device)
+    codes = torch.randint(0, pipe.audio_tokenizer.codebook_size, (args.batch, n), device=device)
     results: dict[str, list[float]] = {"llm_s": [], "ode_s": [], "vae_s": [], "total_s": []}
     for i in range(args.warmup + args.repeats):
         llm_s, rows = timed(llm, device)
         assert all(len(r) == n + 1 for r in rows), "the LLM did not emit exactly n audio tokens + <eoa>"
-        ode_s, z = timed(lambda: pipe.tokenizer.decode_latents(codes, steps=args.ode_steps), device)
-        vae_s, wav = timed(lambda z=z: pipe.tokenizer.vae.decode(z.transpose(1, 2)), device)
+        if args.llm_only:
+            if i >= args.warmup:
+                results["llm_s"].append(llm_s)
+            continue
+        ode_s, z = timed(lambda: pipe.audio_tokenizer.decode_latents(codes, steps=args.ode_steps), device)
+        vae_s, wav = timed(lambda z=z: pipe.audio_tokenizer.vae.decode(z.transpose(1, 2)), device)
         total_s, clips = timed(lambda: pipe.generate(prompts, seconds=seconds, min_seconds=seconds,
                                                      steps=args.ode_steps, seed=0,
                                                      cache_implementation=args.cache_implementation), device)
@@ -108,6 +117,8 @@ def main() -> None:
         if i >= args.warmup:
             for key, value in zip(results, (llm_s, ode_s, vae_s, total_s), strict=True):
                 results[key].append(value)
+    if args.llm_only:
+        results = {"llm_s": results["llm_s"]}
     med = {k: statistics.median(v) for k, v in results.items()}
     report = {
         "mode": "tiny (CPU smoke)" if args.tiny else "7B-shaped LLM + paper tokenizer",
@@ -116,13 +127,14 @@ def main() -> None:
         "batch": args.batch,
         "audio_tokens": n,
         "audio_seconds": round(seconds, 3),
-        "ode_steps": args.ode_steps or pipe.tokenizer.config.flow.steps,
-        "ode_method": pipe.tokenizer.config.flow.method,
+        "ode_steps": args.ode_steps or pipe.audio_tokenizer.config.flow.steps,
+        "ode_method": pipe.audio_tokenizer.config.flow.method,
         "cache_implementation": args.cache_implementation or "dynamic",
         "build_s": round(build_s, 2),
         "llm_tokens_per_s": round(args.batch * (n + 1) / med["llm_s"], 1),
         **{k: round(v, 4) for k, v in med.items()},
-        "real_time_factor": round(med["total_s"] / seconds, 4),
+        "engine": args.engine,
+        **({} if args.llm_only else {"real_time_factor": round(med["total_s"] / seconds, 4)}),
         "runs": {k: [round(x, 4) for x in v] for k, v in results.items()},
         "torch": torch.__version__,
     }

@@ -11,9 +11,14 @@ Rows printed (each a separate model built from the same seed):
                         (unweighted) causal-LM loss, torch.optim.AdamW defaults
     plain_sdpa_compile  the same with torch.compile(model)
     ours                `AudioLM.from_model` (+ embedding padded to a multiple
-                        of 64), `audio_lm_loss` (10x audio weight + z-loss,
-                        accuracy), fused AdamW on CUDA, torch.compile of the
-                        forward + loss
+                        of 64), the training module's loss (`AudioLMModule.loss`:
+                        chunked linear CE, 10x audio weight + z-loss, accuracy;
+                        the logits are never materialised), fused AdamW on CUDA,
+                        torch.compile of the forward + loss
+
+Peak memory: CUDA `max_memory_allocated` over the timed steps (on CPU the
+process's resident high-water mark, VmHWM). `--json PATH` writes the rows.
+Run one row per process (`--only ours`) for a clean peak: gpu_check.sh does.
 
 tokens/s counts every input token (B x L) per optimizer step. Achieved
 TFLOP/s uses the model FLOPs of a LoRA step without recomputation:
@@ -33,9 +38,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -52,6 +59,7 @@ class Result:
     tflops: float
     loss: float
     note: str = ""
+    peak_gib: float = float("nan")
 
 
 def build_base(shape: dict[str, int], device: torch.device, dtype: torch.dtype, seed: int):
@@ -92,12 +100,23 @@ def timed(step: Callable[[], float], steps: int, warmup: int, device: torch.devi
         loss = step()
     if device.type == "cuda":
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for _ in range(steps):
         loss = step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps, loss
+
+
+def peak_gib(device: torch.device) -> float:
+    """Peak memory since the last reset: CUDA allocated, or the process's RSS high-water mark."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    for line in open("/proc/self/status").read().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
 
 
 def make_batch(vocab: int, first_audio: int, codebook: int, batch: int, seq: int, device: torch.device, seed: int):
@@ -121,7 +140,7 @@ def run_plain(args, shape, device, dtype, compile_model: bool) -> Result:
     model = get_peft_model(base, config)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    forward = torch.compile(model) if compile_model else model
+    forward = torch.compile(model, backend=args.compile_backend) if compile_model else model
     ids, labels = make_batch(vocab, shape["vocab_size"], args.codebook, args.batch, args.seq, device, args.seed)
 
     def step() -> float:
@@ -135,30 +154,31 @@ def run_plain(args, shape, device, dtype, compile_model: bool) -> Result:
     seconds, loss = timed(step, args.steps, args.warmup, device)
     flops = model_flops_per_token(model, shape, args.seq)
     tokens = args.batch * args.seq / seconds
-    return Result("plain_sdpa_compile" if compile_model else "plain_sdpa", tokens, tokens * flops / 1e12, loss)
+    return Result("plain_sdpa_compile" if compile_model else "plain_sdpa", tokens, tokens * flops / 1e12, loss,
+                  peak_gib=peak_gib(device))
 
 
 def run_ours(args, shape, device, dtype) -> Result:
-    from lmmsn.llm.losses import LossSettings, audio_lm_loss
-    from lmmsn.llm.model import AudioLM, LoraSettings
+    from lmmsn.llm.model import AudioLM, LoraConfig
     from lmmsn.llm.vocabulary import AudioVocabulary
+    from lmmsn.training.llm_module import AudioLMModule, TrainLLMConfig
 
     base = build_base(shape, device, dtype, args.seed)
     vocabulary = AudioVocabulary(args.codebook, shape["vocab_size"])
-    lm = AudioLM.from_model(base, vocabulary, LoraSettings(r=args.r, alpha=2 * args.r, dropout=0.0),
+    lm = AudioLM.from_model(base, vocabulary, LoraConfig(r=args.r, alpha=2 * args.r, dropout=0.0),
                             pad_to_multiple_of=64)
     model = lm.model
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device.type == "cuda")
-    settings = LossSettings()
-    audio_ids = vocabulary.audio_ids
+    config = TrainLLMConfig()
+    config.loss.chunk_size = args.chunk_size
+    module = AudioLMModule(lm, config)  # its loss is the training step's (chunked linear CE by default)
 
     def loss_fn(ids, labels):
-        logits = model(input_ids=ids, use_cache=False).logits  # [B, L, V]
-        return audio_lm_loss(logits, labels, audio_ids, settings)
+        return module.loss({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels})
 
-    forward = torch.compile(loss_fn) if args.compile_ours else loss_fn
+    forward = torch.compile(loss_fn, backend=args.compile_backend) if args.compile_ours else loss_fn
     ids, labels = make_batch(vocabulary.size, vocabulary.first_audio_id, args.codebook, args.batch, args.seq,
                              device, args.seed)
 
@@ -173,8 +193,8 @@ def run_ours(args, shape, device, dtype) -> Result:
     seconds, loss = timed(step, args.steps, args.warmup, device)
     flops = model_flops_per_token(model, shape, args.seq)
     tokens = args.batch * args.seq / seconds
-    note = "weighted CE + z-loss" + (", compiled" if args.compile_ours else "")
-    return Result("ours", tokens, tokens * flops / 1e12, loss, note)
+    note = f"weighted CE + z-loss, chunk {args.chunk_size}" + (", compiled" if args.compile_ours else "")
+    return Result("ours", tokens, tokens * flops / 1e12, loss, note, peak_gib=peak_gib(device))
 
 
 def main() -> None:
@@ -190,6 +210,9 @@ def main() -> None:
                         help="which rows to run")
     parser.add_argument("--no-compile-ours", dest="compile_ours", action="store_false")
     parser.add_argument("--compile-on-cpu", action="store_true", help="with --tiny: also run the compiled rows")
+    parser.add_argument("--compile-backend", default="inductor", help='torch.compile backend ("eager": tracing only)')
+    parser.add_argument("--chunk-size", type=int, default=1024, help="ours: loss.chunk_size (0: full logits)")
+    parser.add_argument("--json", type=Path, default=None, help="write the rows here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -212,7 +235,7 @@ def main() -> None:
     where = "CPU, tiny model (plumbing check, not a GPU figure)" if args.tiny else torch.cuda.get_device_name()
     print(f"device: {where}; shape {shape}; vocab {shape['vocab_size']} + {args.codebook + 2}; "
           f"batch {args.batch} x {args.seq}; LoRA r {args.r}; {args.steps} timed steps after {args.warmup}")
-    print(f"{'row':<20} {'tokens/s':>12} {'TFLOP/s':>10} {'last loss':>10}  note")
+    print(f"{'row':<20} {'tokens/s':>12} {'TFLOP/s':>10} {'last loss':>10}  peak  note")
     results = []
     for name in args.only:
         try:
@@ -221,10 +244,10 @@ def main() -> None:
             else:
                 result = run_plain(args, shape, device, dtype, compile_model=name.endswith("compile"))
         except Exception as exc:  # report and go on with the other rows
-            result = Result(name, float("nan"), float("nan"), float("nan"), f"failed: {type(exc).__name__}: {exc}"[:200])
+            result = Result(name, float("nan"), float("nan"), float("nan"), f"failed: {type(exc).__name__}: {exc}"[:300])
         results.append(result)
-        print(f"{result.name:<20} {result.tokens_per_s:>12.1f} {result.tflops:>10.3g} {result.loss:>10.4f}  {result.note}",
-              flush=True)
+        print(f"{result.name:<20} {result.tokens_per_s:>12.1f} {result.tflops:>10.3g} {result.loss:>10.4f}  "
+              f"{result.peak_gib:.2f} GiB  {result.note}", flush=True)
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -233,6 +256,9 @@ def main() -> None:
         if "ours" in by_name and baseline in by_name:
             ratio = by_name["ours"].tokens_per_s / by_name[baseline].tokens_per_s
             print(f"ours / {baseline} = {ratio:.2f}x (target on GPU: >= 1.5x plain_sdpa_compile)")
+    if args.json:
+        args.json.write_text(json.dumps({"device": where, "batch": args.batch, "seq": args.seq,
+                                         "rows": [asdict(r) for r in results]}, indent=1))
 
 
 if __name__ == "__main__":

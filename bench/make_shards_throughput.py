@@ -9,7 +9,7 @@ figure (the first VAE batch, which includes warm-up and compilation, is timed
 separately). VAE-only: repeated encodes of a [batch, C, segment] tensor on
 the device. With `--compile` (GPU) it also prints the largest difference
 between compiled and eager latents. Numbers depend on the machine: quote them
-with the command line.
+with the command line. `--json PATH` writes the figures (gpu_check.sh rows b, c).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def write_clips(root: Path, clips: int, seconds: float, rate: int) -> None:
     (root / "manifest.jsonl").write_text("\n".join(rows))
 
 
-def vae_only(args) -> None:
+def vae_only(args) -> dict:
     from lmmsn.tokenizer.vae import StableAudioVAE, VAEConfig
 
     device = torch.device(args.device)
@@ -46,7 +46,7 @@ def vae_only(args) -> None:
     x = torch.randn(args.batch_size, vae.channels, int(args.segment_s * vae.sample_rate), device=device) * 0.1
     encode = vae.model.encoder
     if args.compile:
-        encode = torch.compile(vae.model.encoder)
+        encode = torch.compile(vae.model.encoder, backend=args.compile_backend)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda")
 
     def step():
@@ -65,15 +65,20 @@ def vae_only(args) -> None:
     print(f"VAE only ({args.vae}, {device}, batch {args.batch_size}, compile={args.compile}, bf16={args.bf16}): "
           f"{1000 * seconds / args.batch_size:.2f} ms/clip, {clips_s:.2f} clips/s, "
           f"{clips_s * args.segment_s:.1f}x real time")
+    result = {"vae": args.vae, "device": str(device), "batch": args.batch_size, "compile": args.compile,
+              "bf16": args.bf16, "ms_per_clip": 1000 * seconds / args.batch_size, "clips_per_s": clips_s,
+              "x_real_time": clips_s * args.segment_s}
     if args.compile:
         with torch.no_grad():
-            eager = vae.model.encoder(vae.prepare(x)).float()
+            eager = vae.model.encoder(vae.prepare(x)).float()  # float32 eager: the reference
         diff = (step().float() - eager).abs().max().item()
         rel = diff / eager.abs().max().item()
         print(f"compiled vs eager latents: max |diff| {diff:.3g} ({rel:.3g} of max |latent|)")
+        result.update(max_latent_diff=diff, max_latent_diff_rel=rel)
+    return result
 
 
-def end_to_end(args) -> None:
+def end_to_end(args) -> dict:
     from data_prep.make_shards import ShardConfig, ShardMaker
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,11 +104,16 @@ def end_to_end(args) -> None:
         print(f"end to end ({args.vae}, {args.device}, batch {args.batch_size}, {args.num_workers} workers, "
               f"{args.clips} x {args.clip_s} s clips at {args.source_rate} Hz): {index['num_samples']} samples "
               f"in {total:.1f} s incl. warm-up ({index['num_samples'] / total:.2f} clips/s)")
+        result = {"vae": args.vae, "device": args.device, "clips": args.clips, "clip_s": args.clip_s,
+                  "samples": index["num_samples"], "total_s": total,
+                  "x_real_time_incl_warmup": index["num_samples"] * min(args.clip_s, args.segment_s) / total}
         if steady_clips > 0:
             rate = steady_clips / steady_s
             print(f"steady state: {rate:.2f} clips/s, {rate * min(args.clip_s, args.segment_s):.1f}x real time")
+            result.update(clips_per_s=rate, x_real_time=rate * min(args.clip_s, args.segment_s))
         print(f"shards: {len(sizes)}, {sum(sizes) / 1e6:.2f} MB, {sum(sizes) / max(1, index['num_samples']) / 1e3:.1f} "
               f"kB/sample; skipped {index['num_skipped']}")
+        return result
 
 
 def main() -> None:
@@ -123,13 +133,18 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--skip", choices=["none", "vae-only", "end-to-end"], default="none")
+    parser.add_argument("--compile-backend", default="inductor", help='VAE-only torch.compile backend')
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    results = {}
     if args.skip != "vae-only":
-        vae_only(args)
+        results["vae_only"] = vae_only(args)
     if args.skip != "end-to-end":
-        end_to_end(args)
+        results["end_to_end"] = end_to_end(args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ length, no padding) + backward + gradient clipping + AdamW, as in the recipe.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="default: 215 (paper), 32 (tiny)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -61,14 +64,20 @@ def main() -> None:
         torch.cuda.synchronize()
     elapsed = (time.perf_counter() - start) / args.steps
     if cuda:
-        peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB (CUDA allocated)"
+        peak_gib = torch.cuda.max_memory_allocated() / 2**30
+        peak = f"{peak_gib:.2f} GiB (CUDA allocated)"
     else:
-        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process max RSS)"
+        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        peak = f"{peak_gib:.2f} GiB (process max RSS)"
     counts = model.parameter_counts()
     print(f"device {device} size {size} objective {args.objective} batch {batch} x {frames} frames; params {counts}")
     print(f"step time {elapsed * 1000:.1f} ms | {batch / elapsed:.1f} samples/s | peak memory {peak}")
     print(f"codebook: perplexity {float(out.quantizer.perplexity):.1f}, used {float(out.quantizer.used_fraction):.3f}, "
           f"active {float(out.quantizer.active_fraction):.3f}")
+    if args.json:
+        args.json.write_text(json.dumps({"device": str(device), "size": size, "batch": batch, "frames": frames,
+                                         "step_ms": elapsed * 1000, "samples_per_s": batch / elapsed,
+                                         "peak_gib": peak_gib, "loss": float(out.loss)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -5,21 +5,28 @@ registered in `ADAPTERS` under a name the `make_shards` CLI takes. Its
 docstring shows the layout it expects; when the layout does not match it
 raises `LayoutError` naming the path it looked for. Adapters never decode
 audio: a listed file that is missing or broken is reported later by
-`make_shards` (in its skip list), so one bad file never stops a job.
+`make_shards` (in its skip list), so one bad file never stops a job. A row that
+cannot be used (a manifest row with wrong types, a duplicate path, a directory
+named like audio, a dangling symlink) becomes a `Record` with `error` set (file:line
+and reason), listed as a skip by make_shards; a whole-file problem is a `LayoutError`.
 
 Records are yielded in a deterministic order (sorted files / file row
 order), which `make_shards` relies on for resuming.
 
-Conversations (OpenAQA) use the Vicuna/LLaVA style: a list of dialogues,
-each a list of turns ``{"from": "human" | "gpt", "value": str}``, the audio
-marked by ``<audio>`` in the first human turn.
+Conversations (OpenAQA) use the Vicuna/LLaVA style: ``meta["conversations"]``
+is a list of alternative dialogues about the clip, each a list of turns
+``{"from": "human" | "gpt", "value": str}`` with the audio marked by
+``<audio>`` in its first human turn. `lmmsn.llm.data` reads this shape and
+trains on one dialogue per clip per epoch (why: its module docstring).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +40,10 @@ AUDIO_PLACEHOLDER = "<audio>"
 
 class LayoutError(ValueError):
     """The files on disk do not match the layout an adapter expects."""
+
+
+class RecordError(LayoutError):
+    """One row of a listing cannot be used; the message names the file, the line and the problem."""
 
 
 @dataclass
@@ -55,6 +66,12 @@ class Record:
     "Start of the span to use inside the file."
     duration_s: float | None = None
     "Length of the span (None: to the end of the file)."
+    error: str | None = None
+    "Why this listed row cannot be used (make_shards skips it with this reason); None for a usable record."
+
+
+def _unusable(where: str, reason: str, path: Path, dataset: str) -> Record:  # listed as skipped by make_shards
+    return Record(key=where, audio_path=path, captions=[], dataset=dataset, error=f"{where}: {reason}")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -87,7 +104,17 @@ def _first_existing(candidates: list[Path]) -> Path:
 
 
 def _audio_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    """Audio-named entries under root, sorted (directories and dangling links too: they get listed)."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why an audio-named folder entry is not a readable file, else None."""
+    if path.is_file():
+        return None
+    if path.is_symlink() and not path.exists():
+        return f"dangling symbolic link (to {path.readlink()})"
+    return "a directory named like an audio file" if path.is_dir() else "not a regular file"
 
 
 def _splits(splits: str | Iterable[str] | None, default: Iterable[str]) -> list[str]:
@@ -279,6 +306,9 @@ def gtzan(root: str | Path) -> Iterator[Record]:
     for genre_dir in genre_dirs:
         genre = genre_dir.name
         for path in _audio_files(genre_dir):
+            if _not_a_file(path):
+                yield _unusable(str(path), _not_a_file(path), path, "gtzan")
+                continue
             yield Record(key=path.stem.replace(".", "_"), audio_path=path, captions=[f"{genre} music"],
                          dataset="gtzan", split="train", meta={"genre": genre})
 
@@ -301,6 +331,9 @@ def vctk(root: str | Path, mic: str = "mic1") -> Iterator[Record]:
         raise LayoutError(f"vctk: neither {root / 'wav48_silence_trimmed'} nor {root / 'wav48'} exists")
     for speaker_dir in sorted(d for d in audio_root.iterdir() if d.is_dir()):
         for path in _audio_files(speaker_dir):
+            if _not_a_file(path):
+                yield _unusable(str(path), _not_a_file(path), path, "vctk")
+                continue
             stem = path.stem
             if stem.endswith(("_mic1", "_mic2")):
                 if not stem.endswith(mic):
@@ -316,16 +349,19 @@ def openaqa(root: str | Path, json_file: str = "openaqa_5.6M.json",
             caption_tasks: str = "caption,cla_label") -> Iterator[Record]:
     """OpenAQA (LTU) instruction / QA data -> conversations.
 
-    Layout::
+    Layout (LTU's release, e.g. ``openaqa_5.6M.json`` or ``openaqa_toy_relative.json``)::
 
         root/<json_file>                 [{"instruction", "input", "output", "audio_id",
-                                           "dataset", "task"}, ...]
+                                           "dataset", "task"}, ...]  (dataset, task optional)
         root/audio/...                   audio_id is resolved as given (absolute), relative to
                                          root, then as root/audio/<basename>
 
     All QA pairs of one audio file become one record (the VAE runs once per clip): meta
-    ["conversations"] holds one two-turn dialogue per pair. Outputs of tasks listed in
-    `caption_tasks` are also the record's captions (the "closed caption" subset).
+    ["conversations"] holds one two-turn dialogue per pair (the clip, the instruction and a
+    non-empty ``input`` in the human turn; the output in the gpt turn), meta["tasks"] the
+    pair's task. Outputs of tasks listed in `caption_tasks` are also the record's captions
+    (the "closed caption" subset); a clip with none has ``captions: []`` (a fine-tuning-only
+    sample). An entry without instruction, output or audio_id is skipped with a warning.
     """
     root = Path(root)
     json_path = _need(root / json_file, "the OpenAQA JSON", "openaqa")
@@ -334,22 +370,33 @@ def openaqa(root: str | Path, json_file: str = "openaqa_5.6M.json",
         raise LayoutError(f"openaqa: {json_path} must hold a list of QA records")
     tasks = set(_splits(caption_tasks, ()))
     grouped: dict[str, dict[str, Any]] = {}
+    bad = 0
     for i, entry in enumerate(entries):
-        missing = [k for k in ("instruction", "output", "audio_id") if k not in entry]
+        fields = ("instruction", "output", "audio_id")
+        missing = [k for k in fields if not isinstance(entry, dict) or not isinstance(entry.get(k), str)]
         if missing:
-            raise LayoutError(f"openaqa: {json_path} entry {i} lacks {missing}")
-        group = grouped.setdefault(entry["audio_id"], {"conversations": [], "captions": [], "entry": entry})
+            bad += 1
+            logger.warning("openaqa: %s entry %d lacks %s (strings); skipped", json_path, i, missing)
+            continue
+        group = grouped.setdefault(entry["audio_id"], {"conversations": [], "tasks": [], "captions": [],
+                                                       "entry": entry})
         question = entry["instruction"] + (f"\n{entry['input']}" if entry.get("input") else "")
         group["conversations"].append([{"from": "human", "value": f"{AUDIO_PLACEHOLDER}\n{question}"},
                                        {"from": "gpt", "value": entry["output"]}])
-        if entry.get("task") in tasks and entry["output"] not in group["captions"]:
+        group["tasks"].append(entry.get("task", ""))
+        if entry.get("task") in tasks and entry["output"].strip() and entry["output"] not in group["captions"]:
             group["captions"].append(entry["output"])
+    if entries and not grouped:
+        raise LayoutError(f"openaqa: none of the {len(entries)} entries of {json_path} has instruction, output "
+                          "and audio_id")
+    if bad:
+        logger.warning("openaqa: skipped %d of %d entries of %s", bad, len(entries), json_path)
     for audio_id, group in grouped.items():
         given = Path(audio_id)
         candidates = [root / audio_id.lstrip("/"), root / "audio" / given.name]
         path = _first_existing([given, *candidates] if given.is_absolute() else candidates)
         yield Record(key=given.stem, audio_path=path, captions=group["captions"], dataset="openaqa",
-                     meta={"conversations": group["conversations"],
+                     meta={"conversations": group["conversations"], "tasks": group["tasks"],
                            "source_dataset": group["entry"].get("dataset", "")})
 
 
@@ -433,37 +480,93 @@ def manifest(root: str | Path, manifest: str | Path | None = None, dataset: str 
         manifest = next((root / n for n in ("manifest.jsonl", "manifest.csv") if (root / n).is_file()),
                         root / "manifest.jsonl")
     path = _need(Path(manifest), "a manifest (.jsonl or .csv)", "manifest")
+    name, seen = dataset or path.stem, {}
+    for where, row in _manifest_rows(path):
+        try:
+            record = parse_manifest_row(row, root, where, name, dataset_column)
+        except RecordError as exc:
+            yield _unusable(where, str(exc).removeprefix(f"{where}: "), path, name)
+            continue
+        span = (record.audio_path, record.offset_s, record.duration_s)
+        if span in seen:  # the same audio twice would be trained on twice
+            yield _unusable(where, f"duplicate of {seen[span]} ({record.audio_path})", record.audio_path, name)
+            continue
+        seen[span] = where
+        yield record
+
+
+def _manifest_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    """(file:line, row) of a JSONL / CSV manifest; a line that is not JSON gives a RecordError as its row."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LayoutError(f"manifest: {path} is not UTF-8 text ({exc})") from exc
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            rows: list[dict[str, Any]] = list(csv.DictReader(f))
-    else:
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise LayoutError(f"manifest: {path} line {n} is not JSON: {exc}") from exc
-    name = dataset or path.stem
-    for n, row in enumerate(rows):
-        column = next((c for c in PATH_COLUMNS if row.get(c)), None)
-        if column is None:
-            raise LayoutError(f"manifest: {path} row {n} has none of the path columns {PATH_COLUMNS}")
-        captions = row.get("captions") or []
-        if isinstance(captions, str):
-            captions = [c.strip() for c in captions.split("|") if c.strip()]
-        if row.get("caption"):
-            captions = [str(row["caption"]), *[c for c in captions if c != row["caption"]]]
-        audio = Path(row[column])
-        taken = {column, "caption", "captions", "split", "key", "offset_s", "duration_s"}
-        duration = row.get("duration_s")
-        yield Record(key=str(row.get("key") or audio.with_suffix("").as_posix()),
-                     audio_path=audio if audio.is_absolute() else root / audio, captions=list(captions),
-                     dataset=str(row.get(dataset_column) or name), split=str(row.get("split") or "train"),
-                     meta={k: v for k, v in row.items() if k not in taken},
-                     offset_s=float(row.get("offset_s") or 0.0),
-                     # a manifest's duration_s describes the file; only an explicit span is used
-                     duration_s=float(duration) if duration not in (None, "") and "offset_s" in row else None)
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+        return
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 is legal inside JSON strings
+        if line.strip():
+            try:
+                yield f"{path}:{n}", json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                yield f"{path}:{n}", RecordError(f"{path}:{n}: not JSON: {exc}")
+
+
+def _text_list(value: Any, name: str, where: str) -> list[str]:
+    """A caption field as a list of strings ("a|b" splits; a list must hold strings)."""
+    if isinstance(value, str) or value is None:
+        return [c.strip() for c in (value or "").split("|") if c.strip()]
+    if isinstance(value, list) and all(isinstance(c, str) for c in value):
+        return [c.strip() for c in value if c.strip()]
+    raise RecordError(f"{where}: '{name}' must be a string or a list of strings, got {value!r:.80}")
+
+
+def _seconds(row: dict[str, Any], name: str, where: str) -> float | None:
+    value = row.get(name)
+    try:
+        seconds = None if value in (None, "") else float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError, OverflowError):
+        seconds = -1.0
+    if seconds is not None and not 0 <= seconds < math.inf:
+        raise RecordError(f"{where}: '{name}' must be a number of seconds >= 0, got {value!r:.80}")
+    return seconds
+
+
+def parse_manifest_row(row: Any, root: Path, where: str, dataset: str, dataset_column: str = "source") -> Record:
+    """One manifest row (a JSON object or CSV dict) as a `Record` (`manifest` describes the columns).
+
+    Raises:
+        RecordError: the row is unusable (not an object, no path, wrong types); the message
+            starts with `where` (file:line).
+    """
+    if isinstance(row, RecordError):  # a line that is not JSON (`_manifest_rows`)
+        raise row
+    if not isinstance(row, dict) or None in row:  # None: csv.DictReader's key for fields beyond the header
+        raise RecordError(f"{where}: a row must be a JSON object (or a CSV row as long as the header), got "
+                          f"{type(row).__name__ if not isinstance(row, dict) else 'extra fields'}")
+    column = next((c for c in PATH_COLUMNS if row.get(c) not in (None, "")), None)
+    if column is None:
+        raise RecordError(f"{where}: none of the path columns {PATH_COLUMNS}")
+    if not isinstance(row[column], str) or "\0" in row[column] or not Path(row[column]).name:
+        raise RecordError(f"{where}: '{column}' must be a path string naming a file, got {row[column]!r:.80}")
+    for name in ("key", "split", dataset_column):
+        if row.get(name) is not None and (not isinstance(row[name], (str, int)) or isinstance(row[name], bool)):
+            raise RecordError(f"{where}: '{name}' must be a string, got {row[name]!r:.80}")
+    # "caption" (a string, or a list: several captions) comes first, then "captions"; duplicates dropped
+    caption = row.get("caption")
+    first = [caption.strip()] * bool(caption.strip()) if isinstance(caption, str) else _text_list(caption, "caption", where)
+    captions = [*first, *_text_list(row.get("captions"), "captions", where)]
+    audio = Path(row[column])
+    offset, duration = _seconds(row, "offset_s", where), _seconds(row, "duration_s", where)
+    taken = {column, "caption", "captions", "split", "key", "offset_s", "duration_s"}
+    return Record(key=str(row.get("key") or audio.with_suffix("").as_posix()),
+                  audio_path=audio if audio.is_absolute() else root / audio, captions=list(dict.fromkeys(captions)),
+                  dataset=str(row.get(dataset_column) or dataset), split=str(row.get("split") or "train"),
+                  meta={k: v for k, v in row.items() if k not in taken}, offset_s=offset or 0.0,
+                  # a manifest's duration_s describes the file; only an explicit span is used
+                  duration_s=duration if "offset_s" in row else None)
 
 
 ADAPTERS: dict[str, Callable[..., Iterator[Record]]] = {

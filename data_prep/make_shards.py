@@ -4,12 +4,16 @@
         --opt manifest=/data/corpus/manifest.jsonl --out /data/shards/corpus --vae tiny
 
 Pipeline: an adapter (`data_prep.adapters`) lists records in a fixed order;
-DataLoader worker processes decode, resample to the VAE's rate/channels and
-cut each file into segments of `segment_s` (paper: 10 s; shorter audio is
+DataLoader worker processes (worker w of W takes records w, w + W, ...) decode
+each file block by block (`lmmsn.audio.AudioStream`: a worker holds two
+segments, whatever the file's length), resample to the VAE's rate/channels and
+cut it into segments of `segment_s` (paper: 10 s; shorter audio is
 zero-padded and its true length kept as `num_frames` / `duration_s`; longer
-audio gives several segments or only the first, by `--long`); the main
-process batches segments through the VAE (on GPU when there is one,
-optionally torch.compile + bf16) and writes shards in the
+audio gives several segments or only the first, by `--long`; see "Captions
+of long files" below), sending one item per segment and an end-of-record item;
+the main process batches segments through the VAE (on GPU when there is one,
+optionally torch.compile + bf16), holds each record's encoded samples until
+its end-of-record item says the whole file decoded, and writes shards in the
 `lmmsn.data.format` format (+ the segment as FLAC with `--flac`).
 
 Shard i holds records [i * R, (i + 1) * R) (R = `--records-per-shard`), so a
@@ -17,20 +21,34 @@ shard's content is fixed by the record order alone. A shard is complete when
 `shard-NNNNNN.json` (its stats, written last, atomically) exists next to
 `shard-NNNNNN.tar`; a re-run keeps complete shards and redoes the others, so
 every input ends up in exactly one shard exactly once. `run.json` pins the
-settings: re-running into the same folder with other settings is refused.
+settings and the record listing: re-running into the same folder with other
+settings or inputs is refused with what changed (exit status 2).
 
-A file that cannot be used (missing, undecodable, empty, NaN/inf samples, a
-non-finite latent; silent segments too with `--silence skip`) is skipped and
-listed with its reason; the job never stops for one file. At the end
+A file that cannot be used (missing, undecodable, empty, NaN/inf samples or a
+peak beyond `lmmsn.audio.MAX_PEAK`, truncated unless `--allow-truncated`, a
+latent that is not finite in float16; silent segments too with `--silence
+skip`) is skipped and listed with its reason; the job never stops for one
+file. A truncated file kept with `--allow-truncated` has `"truncated": reason`
+in its samples' JSON. At the end
 `index.json` gathers counts, hours, per-dataset totals, the shard list with
 sample counts (read by `lmmsn.data.loader`) and the skip list.
+
+Captions of long files describe the whole file, not each 10 s slice: every
+sample's `captions_cover` is "segment" when the file fits one segment (a tail
+under `--min-tail-s` aside) and "whole_file" when it is longer (the sample is
+then slice `segment`, or the first 10 s under `--long first`). `--long-captions
+all` (default) keeps the captions on every slice: right for labels that hold
+throughout (FMA genres) and for tokenizer shards. `--long-captions first`
+keeps them on the first slice only (later ones: `captions: []`, the captions
+under `file_captions`; LLM pretraining skips them as caption-less), so no event
+caption is paired with a slice that may lack the event. For LLM shards of long
+event-captioned files (Clotho, WavCaps), `--long first` gives one pair per file.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
 import math
@@ -38,6 +56,7 @@ import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,13 +68,20 @@ if __package__ in (None, ""):  # run as a file: the repository root holds data_p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_prep.adapters import Record, load_records
-from lmmsn.audio import AudioError, load_audio
+from data_prep.segments import SegmentDataset, keep_item, tune_malloc, worker_init
 from lmmsn.data.format import encode_sample
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SILENT_DBFS = -120.0  # what an all-zero segment reports (instead of -inf, which JSON lacks)
+
+
+class RunMismatch(SystemExit):
+    """An output folder made with other settings or inputs: exit status 2; the message (args[0]) says what changed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 2
 
 
 @dataclass
@@ -74,6 +100,8 @@ class ShardConfig:
     "Segment length in seconds (paper: 10 s)."
     long: Literal["segments", "first"] = "segments"
     "Longer audio: cut into consecutive segments, or keep the first segment only."
+    long_captions: Literal["all", "first"] = "all"
+    "Captions of a file cut into several segments: on every segment, or on the first only (module docstring)."
     max_segments: int = 0
     "At most this many segments per file (0: no limit)."
     min_tail_s: float = 1.0
@@ -82,10 +110,12 @@ class ShardConfig:
     "Silent segments (RMS below silence_dbfs): keep them flagged (json 'silent': true) or skip them."
     silence_dbfs: float = -60.0
     "RMS level in dBFS under which a segment counts as silent."
-    vae: Literal["stable-audio-open-1.0", "tiny"] = "stable-audio-open-1.0"
-    "VAE architecture (lmmsn.tokenizer.vae.VAEConfig.architecture)."
+    allow_truncated: bool = False
+    "Keep the decodable part of truncated files (flagged 'truncated' in the JSON) instead of skipping them."
+    vae: Literal["stable-audio-open-1.0", "tiny", "mel-hifigan"] = "stable-audio-open-1.0"
+    "Frozen autoencoder (lmmsn.tokenizer.vae.VAEConfig.architecture); mel-hifigan is the CPU stand-in frontend."
     vae_checkpoint: str | None = None
-    "VAE weights (None: random weights drawn from `seed`, as `VAEConfig.seed`, so a resumed run and the tokenizer see the same VAE)."
+    "VAE weights (None: random weights drawn from `seed`, as `VAEConfig.seed`, so a resumed run and the tokenizer see the same VAE); for mel-hifigan its basis file (None: the packaged one)."
     seed: int = 0
     "Seed of the random VAE weights when there is no checkpoint."
     batch_size: int = 16
@@ -112,84 +142,13 @@ class ShardConfig:
             raise ValueError("segment_s, batch_size and records_per_shard must be positive")
         if self.long not in ("segments", "first") or self.silence not in ("keep", "skip"):
             raise ValueError(f"long must be segments|first and silence keep|skip, got {self.long}, {self.silence}")
+        if self.long_captions not in ("all", "first"):
+            raise ValueError(f"long_captions must be all|first, got {self.long_captions}")
 
     def content_settings(self) -> dict[str, Any]:
         """Settings that change what the shards hold (must match when resuming)."""
         skip = {"out", "batch_size", "num_workers", "device", "compile", "bf16", "threads"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
-
-
-# -- worker side: decode and cut ------------------------------------------------------------------
-
-
-def rms_dbfs(wav: torch.Tensor) -> float:
-    """RMS level of [C, N] audio in dB relative to full scale (SILENT_DBFS for digital silence)."""
-    rms = float(wav.double().pow(2).mean().sqrt())
-    return max(SILENT_DBFS, 20 * math.log10(rms)) if rms > 0 else SILENT_DBFS
-
-
-def flac_bytes(wav: torch.Tensor, sample_rate: int) -> bytes:
-    import soundfile
-
-    buffer = io.BytesIO()
-    soundfile.write(buffer, wav.clamp(-1, 1).numpy().T, sample_rate, format="FLAC", subtype="PCM_16")
-    return buffer.getvalue()
-
-
-class SegmentDataset(torch.utils.data.Dataset):
-    """Record index -> its decoded, resampled, padded segments (runs in DataLoader workers)."""
-
-    def __init__(self, records: Sequence[Record], indices: Sequence[int], config: ShardConfig,
-                 sample_rate: int, channels: int) -> None:
-        self.records, self.indices, self.config = records, list(indices), config
-        self.sample_rate, self.channels = sample_rate, channels
-        self.length = int(round(config.segment_s * sample_rate))
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        index = self.indices[i]
-        record = self.records[index]
-        try:
-            return {"index": index, "segments": self.segments(record), "error": None}
-        except AudioError as exc:
-            return {"index": index, "segments": [], "error": str(exc)}
-        except Exception as exc:  # anything else a broken file provokes: never stop the job
-            return {"index": index, "segments": [], "error": f"{record.audio_path}: {type(exc).__name__}: {exc}"}
-
-    def segments(self, record: Record) -> list[dict[str, Any]]:
-        cfg, seg = self.config, self.length
-        duration = record.duration_s
-        if cfg.long == "first":
-            duration = cfg.segment_s if duration is None else min(duration, cfg.segment_s)
-        wav, sr = load_audio(record.audio_path, self.sample_rate, self.channels,
-                             offset_s=record.offset_s, duration_s=duration)  # [C, N]
-        starts = list(range(0, wav.shape[-1], seg))
-        if len(starts) > 1 and wav.shape[-1] - starts[-1] < cfg.min_tail_s * sr:
-            starts.pop()
-        if cfg.max_segments:
-            starts = starts[: cfg.max_segments]
-        out = []
-        for start in starts:
-            piece = wav[:, start : start + seg]  # [C, <= L]
-            level = rms_dbfs(piece)
-            out.append({
-                "wav": torch.nn.functional.pad(piece, (0, seg - piece.shape[-1])),  # [C, L]
-                "samples": piece.shape[-1],
-                "offset_s": record.offset_s + start / sr,
-                "rms_dbfs": round(level, 2),
-                "flac": flac_bytes(piece, sr) if cfg.flac else None,
-            })
-        return out
-
-
-def _identity(item: Any) -> Any:
-    return item
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # several decoding processes must not fight over the cores
 
 
 # -- main side: encode and write -------------------------------------------------------------------
@@ -239,30 +198,43 @@ class ShardMaker:
     def _check_run(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         listing = hashlib.sha1("\n".join(f"{r.key}\t{r.audio_path}" for r in self.records).encode())
+        from lmmsn.config import to_dict
+
         run = {"format_version": FORMAT_VERSION, "settings": self.config.content_settings(),
-               "num_records": len(self.records), "records_sha1": listing.hexdigest()}
-        path = self.out / "run.json"
-        if path.is_file():
-            old = json.loads(path.read_text())
-            if old != json.loads(json.dumps(run)):
-                raise SystemExit(f"{self.out} holds shards made with other settings or inputs ({path}); "
-                                 "use another --out or delete that folder")
-        else:
-            _write_json(path, run)
+               "num_records": len(self.records), "records_sha1": listing.hexdigest(),
+               "vae": to_dict(self.vae_config())}
+        path, run = self.out / "run.json", json.loads(json.dumps(run))
+        old = json.loads(path.read_text()) if path.is_file() else run
+        if old != run:
+            changed = [f"{k}: {old.get(k)!r:.60} -> {v!r:.60}" for k, v in run["settings"].items()
+                       if old.get("settings", {}).get(k) != v] if isinstance(old.get("settings"), dict) else []
+            changed += [f"{k}: {old.get(k)!r:.60} -> {run[k]!r:.60}" for k in ("num_records", "records_sha1", "vae",
+                                                                            "format_version") if old.get(k) != run[k]]
+            raise RunMismatch(f"{self.out} holds shards made with other settings or inputs ({path}): "
+                              f"{'; '.join(changed)}; use another --out or delete that folder")
+        _write_json(path, run)
         for stale in self.out.glob("*.tmp"):
             stale.unlink()  # a partial shard of an interrupted run: redone below
 
     # building
 
+    def vae_config(self):
+        """The frozen autoencoder's config, its mel basis pinned by SHA-256 (written to run.json)."""
+        from lmmsn.tokenizer.vae import VAEConfig, pinned
+
+        cfg = self.config
+        # seeded random weights: the same VAE when a run resumes, and the one a tokenizer config with this seed builds
+        return pinned(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint, seed=cfg.seed))
+
     def _vae(self):
-        from lmmsn.tokenizer.vae import StableAudioVAE, VAEConfig
+        from lmmsn.tokenizer.vae import build_vae
 
         cfg = self.config
         device = resolve_device(cfg.device)
-        # seeded random weights: the same VAE when a run resumes, and the one a tokenizer config with this seed builds
-        vae = StableAudioVAE(VAEConfig(architecture=cfg.vae, checkpoint=cfg.vae_checkpoint, seed=cfg.seed))
-        vae = vae.to(device)
+        vae = build_vae(self.vae_config()).to(device)
         if cfg.compile:
+            if not hasattr(vae, "model"):
+                raise SystemExit(f"--compile is for the Oobleck VAEs; {cfg.vae} encodes without a network")
             vae.model.encoder = torch.compile(vae.model.encoder)
         return vae, device
 
@@ -287,7 +259,6 @@ class ShardMaker:
             torch.set_num_threads(threads)
 
     def _run(self) -> dict[str, Any]:
-        import webdataset as wds
         from tqdm import tqdm
 
         cfg = self.config
@@ -295,99 +266,145 @@ class ShardMaker:
         todo = [s for s in range(self.num_shards) if not self.complete(s)]
         if len(todo) < self.num_shards:
             logger.info("resuming: %d of %d shards already complete", self.num_shards - len(todo), self.num_shards)
+        tune_malloc()  # segments.tune_malloc: memory stays flat through long files
         vae, device = self._vae()
         R = cfg.records_per_shard
         indices = [i for s in todo for i in range(s * R, min((s + 1) * R, len(self.records)))]
         dataset = SegmentDataset(self.records, indices, cfg, vae.sample_rate, vae.channels)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=None, num_workers=cfg.num_workers, collate_fn=_identity,
-            worker_init_fn=_worker_init, prefetch_factor=8 if cfg.num_workers else None,
+            dataset, batch_size=None, num_workers=cfg.num_workers, collate_fn=keep_item,
+            worker_init_fn=worker_init, prefetch_factor=8 if cfg.num_workers else None,
             pin_memory=device.type == "cuda")
         self.ratio, self.frames = vae.downsampling_ratio, vae.num_frames(dataset.length)
         self.sample_rate = vae.sample_rate
         bar = tqdm(total=len(indices), unit="file", desc="make_shards", dynamic_ncols=True, mininterval=2)
         self.t0, self.clips, self.audio_s = time.perf_counter(), 0, 0.0
-        current, writer, stats, batch = None, None, None, []
+        # open shards, records in flight (encoded samples, segments still in the batch), end-of-record order
+        self.shards: dict[int, dict[str, Any]] = {}
+        self.pending: dict[int, dict[str, Any]] = {}
+        self.ended: deque[int] = deque()
+        batch: list[dict[str, Any]] = []
         for item in loader:
-            shard = item["index"] // R
-            if shard != current:
-                if current is not None:
-                    self._flush(vae, device, batch, writer, stats)
-                    batch = []
-                    self._finish(current, writer, stats)
-                current, stats = shard, self._new_stats(shard)
-                writer = wds.TarWriter(str(self.out / f"{shard_name(shard)}.tar.tmp"))
-            record = self.records[item["index"]]
-            ds = stats["datasets"].setdefault(record.dataset, {"records": 0, "samples": 0, "hours": 0.0, "skipped": 0})
-            ds["records"] += 1
-            if item["error"]:
-                self._skip(stats, record, item["error"])
-            for n, segment in enumerate(item["segments"]):
+            index = item["index"]
+            record, stats = self.records[index], self._open(index // R)
+            state = self.pending.setdefault(index, {"encoded": [], "in_batch": 0, "done": None})
+            if "segment" in item:
+                segment = item["segment"]
                 silent = segment["rms_dbfs"] < cfg.silence_dbfs
                 if silent and cfg.silence == "skip":
-                    self._skip(stats, record, f"silent segment at {segment['offset_s']:.2f} s "
-                               f"({segment['rms_dbfs']} dBFS < {cfg.silence_dbfs})")
-                    continue
-                batch.append({**segment, "index": item["index"], "n": n, "silent": silent})
-                if len(batch) == cfg.batch_size:
-                    self._flush(vae, device, batch, writer, stats)
-                    batch = []
-            bar.update(1)
-            elapsed = time.perf_counter() - self.t0
-            bar.set_postfix(clips_s=f"{self.clips / elapsed:.1f}", x_rt=f"{self.audio_s / elapsed:.0f}", refresh=False)
-            if self.on_record is not None:
-                self.on_record(item["index"])
-        if current is not None:
-            self._flush(vae, device, batch, writer, stats)
-            self._finish(current, writer, stats)
+                    self._skip(stats, record, index, f"silent segment at {segment['offset_s']:.2f} s "
+                               f"({segment['rms_dbfs']} dBFS < {cfg.silence_dbfs})", segment["n"])
+                else:
+                    batch.append({**segment, "index": index, "silent": silent})
+                    state["in_batch"] += 1
+            else:
+                state["done"] = item
+                self.ended.append(index)
+                bar.update(1)
+                elapsed = time.perf_counter() - self.t0
+                bar.set_postfix(clips_s=f"{self.clips / elapsed:.1f}", x_rt=f"{self.audio_s / elapsed:.0f}",
+                                refresh=False)
+            if len(batch) == cfg.batch_size:
+                self._flush(vae, device, batch)
+                batch = []
+            self._drain()
+        self._flush(vae, device, batch)
+        self._drain()
         bar.close()
-        index = self.write_index(time.perf_counter() - self.t0)
-        return index
+        assert not self.shards and not self.pending, "every shard of the run is finished"
+        return self.write_index(time.perf_counter() - self.t0)
 
-    def _new_stats(self, shard: int) -> dict[str, Any]:
-        R = self.config.records_per_shard
-        return {"name": f"{shard_name(shard)}.tar", "samples": 0, "hours": 0.0,
-                "records": [shard * R, min((shard + 1) * R, len(self.records))],
-                "datasets": {}, "skipped": []}
+    def _open(self, shard: int) -> dict[str, Any]:
+        """The stats of an open shard (opening its writer on first use)."""
+        import webdataset as wds
 
-    def _skip(self, stats: dict[str, Any], record: Record, reason: str) -> None:
-        stats["skipped"].append({"path": str(record.audio_path), "dataset": record.dataset,
-                                 "key": record.key, "reason": reason})
-        stats["datasets"][record.dataset]["skipped"] += 1
+        if shard not in self.shards:
+            R = self.config.records_per_shard
+            records = [shard * R, min((shard + 1) * R, len(self.records))]
+            self.shards[shard] = {"name": f"{shard_name(shard)}.tar", "samples": 0, "hours": 0.0, "records": records,
+                                  "datasets": {}, "skipped": [], "left": records[1] - records[0],
+                                  "writer": wds.TarWriter(str(self.out / f"{shard_name(shard)}.tar.tmp"))}
+        return self.shards[shard]
+
+    def _skip(self, stats: dict[str, Any], record: Record, index: int, reason: str, n: int = -1) -> None:
+        stats["skipped"].append(((index, n), {"path": str(record.audio_path), "dataset": record.dataset,
+                                              "key": record.key, "reason": reason}))
         logger.debug("skipped %s: %s", record.audio_path, reason)
 
-    def _flush(self, vae, device, batch, writer, stats) -> None:
+    def _flush(self, vae, device, batch) -> None:
+        """Encode a batch; each latent goes to its record's pending samples (unfinite in float16: a skip)."""
         if not batch:
             return
-        latents = self._encode(vae, device, batch)  # [B, T, D]
-        root = Path(self.config.root)
+        latents = self._encode(vae, device, batch).half()  # [B, T, D] as stored: the check sees what is written
         for segment, latent in zip(batch, latents, strict=True):
-            record = self.records[segment["index"]]
+            state = self.pending[segment["index"]]
+            state["in_batch"] -= 1
+            # the waveform is not kept: a record's samples wait here until its file ends (an error voids
+            # them), and keeping every segment's audio made memory grow by the whole file's PCM
+            # (~21 MB per minute of 44.1 kHz stereo float32; issue 14)
+            state["encoded"].append(({k: v for k, v in segment.items() if k != "wav"}, latent))
+
+    def _drain(self) -> None:
+        """Write the records whose end came and whose segments are all encoded, in the order they ended."""
+        while self.ended and self.pending[self.ended[0]]["in_batch"] == 0:
+            index = self.ended.popleft()
+            self._write_record(index, self.pending.pop(index))
+            if self.on_record is not None:
+                self.on_record(index)
+
+    def _write_record(self, index: int, state: dict[str, Any]) -> None:
+        record, done = self.records[index], state["done"]
+        shard = index // self.config.records_per_shard
+        stats = self.shards[shard]
+        ds = stats["datasets"].setdefault(record.dataset, {"records": 0, "samples": 0, "hours": 0.0, "skipped": 0})
+        ds["records"] += 1
+        if done["error"]:  # segments sent before the error are dropped with the file
+            self._skip(stats, record, index, done["error"])
+            state["encoded"] = []
+        root = Path(self.config.root)
+        for segment, latent in state["encoded"]:
             if not torch.isfinite(latent).all():
-                self._skip(stats, record, f"non-finite latent for the segment at {segment['offset_s']:.2f} s")
+                self._skip(stats, record, index, f"{record.audio_path}: latent of the segment at "
+                           f"{segment['offset_s']:.2f} s is not finite in float16", segment["n"])
                 continue
             path = record.audio_path
             source = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
             duration = segment["samples"] / self.sample_rate
-            meta = {**record.meta, "captions": record.captions, "dataset": record.dataset,
-                    "source_path": source, "offset_s": round(segment["offset_s"], 4),
+            meta = {**record.meta, **self._captions(record, segment["n"], done["whole_file"]),
+                    "dataset": record.dataset, "source_path": source, "offset_s": round(segment["offset_s"], 4),
                     "duration_s": round(duration, 4), "sample_rate": self.sample_rate,
                     "num_frames": min(self.frames, math.ceil(segment["samples"] / self.ratio)),
                     "segment_s": self.config.segment_s, "split": record.split, "record_key": record.key,
                     "segment": segment["n"], "silent": segment["silent"], "rms_dbfs": segment["rms_dbfs"]}
-            key = f"{_slug(record.dataset)}_{segment['index']:08d}_{segment['n']:03d}"
-            writer.write(encode_sample(key, meta, latent=latent, flac=segment["flac"]))
-            stats["samples"] += 1
-            stats["hours"] += duration / 3600
-            ds = stats["datasets"][record.dataset]
-            ds["samples"] += 1
-            ds["hours"] += duration / 3600
+            if done["truncated"]:
+                meta["truncated"] = done["truncated"]
+            key = f"{_slug(record.dataset)}_{index:08d}_{segment['n']:03d}"
+            stats["writer"].write(encode_sample(key, meta, latent=latent, flac=segment["flac"]))
+            for counts in (stats, ds):
+                counts["samples"] += 1
+                counts["hours"] += duration / 3600
             self.clips += 1
             self.audio_s += duration
+        stats["left"] -= 1
+        if stats["left"] == 0:
+            self._finish(shard)
 
-    def _finish(self, shard: int, writer, stats: dict[str, Any]) -> None:
-        writer.close()
+    def _captions(self, record: Record, n: int, whole_file: bool) -> dict[str, Any]:
+        """The caption fields of segment n's JSON (module docstring: captions of long files)."""
+        if not whole_file:
+            return {"captions": record.captions, "captions_cover": "segment"}
+        if self.config.long_captions == "first" and n > 0:
+            return {"captions": [], "file_captions": record.captions, "captions_cover": "whole_file"}
+        return {"captions": record.captions, "captions_cover": "whole_file"}
+
+    def _finish(self, shard: int) -> None:
+        stats = self.shards.pop(shard)
+        stats.pop("writer").close()
+        del stats["left"]
         name = shard_name(shard)
+        for _, entry in stats["skipped"]:
+            stats["datasets"][entry["dataset"]]["skipped"] += 1
+        stats["skipped"] = [entry for _, entry in sorted(stats["skipped"], key=lambda pair: pair[0])]
         os.replace(self.out / f"{name}.tar.tmp", self.out / f"{name}.tar")
         stats["bytes"] = (self.out / f"{name}.tar").stat().st_size
         _write_json(self.out / f"{name}.json", stats)  # written last: marks the shard complete
@@ -410,6 +427,7 @@ class ShardMaker:
             "num_skipped": len(skipped),
             "latent": {"frames": self.frames, "frame_rate": self.sample_rate / self.ratio,
                        "sample_rate": self.sample_rate},
+            "vae": json.loads((self.out / "run.json").read_text()).get("vae"),
             "datasets": datasets,
             "shards": [{k: s[k] for k in ("name", "samples", "hours", "records", "bytes")} for s in shards],
             "skipped": skipped,
@@ -429,15 +447,14 @@ def check_inputs(config: ShardConfig) -> dict[str, Any]:
     """
     from tqdm import tqdm
 
-    from lmmsn.tokenizer.vae import ARCHITECTURES
+    from lmmsn.tokenizer.vae import frontend_info
 
-    arch = ARCHITECTURES[config.vae]
+    info = frontend_info(config.vae)
     records = load_records(config.adapter, config.root, **config.options)
     records = records[: config.limit] if config.limit else records
-    dataset = SegmentDataset(records, range(len(records)), config, arch["sample_rate"],
-                             arch["model"]["io_channels"])
+    dataset = SegmentDataset(records, range(len(records)), config, info.sample_rate, info.channels)
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=config.num_workers,
-                                         collate_fn=_identity, worker_init_fn=_worker_init)
+                                         collate_fn=keep_item, worker_init_fn=worker_init)
     t0, segments, silent, seconds, skipped, done = time.perf_counter(), 0, 0, 0.0, [], 0
 
     def report() -> dict[str, Any]:
@@ -448,17 +465,23 @@ def check_inputs(config: ShardConfig) -> dict[str, Any]:
                 "files_per_s": round(done / max(elapsed, 1e-9), 2), "skipped": skipped}
 
     Path(config.out).mkdir(parents=True, exist_ok=True)
+    pieces: dict[int, list[dict[str, Any]]] = {}  # a record's segments, counted once it decoded to its end
     for item in tqdm(loader, total=len(records), unit="file", desc="check", mininterval=2):
+        kept = pieces.setdefault(item["index"], [])
+        if "segment" in item:
+            kept.append({k: item["segment"][k] for k in ("rms_dbfs", "samples")})
+            continue
         done += 1
         if done % 200 == 0:  # a partial report survives an interrupted check
             _write_json(Path(config.out) / "check.json", report())
-        record = records[item["index"]]
+        record, kept = records[item["index"]], pieces.pop(item["index"])
         if item["error"]:
             skipped.append({"path": str(record.audio_path), "dataset": record.dataset, "key": record.key,
                             "reason": item["error"]})
-        segments += len(item["segments"])
-        silent += sum(s["rms_dbfs"] < config.silence_dbfs for s in item["segments"])
-        seconds += sum(s["samples"] for s in item["segments"]) / arch["sample_rate"]
+            continue
+        segments += len(kept)
+        silent += sum(s["rms_dbfs"] < config.silence_dbfs for s in kept)
+        seconds += sum(s["samples"] for s in kept) / info.sample_rate
     final = report()
     _write_json(Path(config.out) / "check.json", final)
     return final
@@ -501,12 +524,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ShardConfig, bool]:
                  "threads"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--long", choices=["segments", "first"], default=defaults.long)
+    parser.add_argument("--long-captions", choices=["all", "first"], default=defaults.long_captions,
+                        help="captions of a file cut into several segments: on every segment, or the first only")
     parser.add_argument("--silence", choices=["keep", "skip"], default=defaults.silence)
-    parser.add_argument("--vae", choices=["stable-audio-open-1.0", "tiny"], default=defaults.vae)
+    parser.add_argument("--vae", choices=["stable-audio-open-1.0", "tiny", "mel-hifigan"], default=defaults.vae)
     parser.add_argument("--vae-checkpoint", default=None)
     parser.add_argument("--device", default=defaults.device)
-    for flag in ("flac", "compile", "bf16"):
-        parser.add_argument(f"--{flag}", action="store_true")
+    for flag in ("flac", "compile", "bf16", "allow_truncated"):
+        parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true")
     parser.add_argument("--check-only", action="store_true",
                         help="decode and cut every file, write <out>/check.json with the skip list; no VAE")
     args = vars(parser.parse_args(argv))
@@ -536,7 +561,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for kind, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             print(f"  skipped {n:5d}  {kind}", file=sys.stderr)
         return report
-    index = ShardMaker(config).run()
+    try:
+        index = ShardMaker(config).run()
+    except RunMismatch as exc:
+        print(f"make_shards: {exc.args[0]}", file=sys.stderr)
+        raise
     print(summary(index), file=sys.stderr)
     print(f"index: {Path(config.out) / 'index.json'}", file=sys.stderr)
     return index

@@ -14,10 +14,17 @@ padded sequence, and the LLM does not learn to emit the padding's tokens
 
 Resuming works like make_shards: an output shard is complete when its
 `shard-*.json` stats file (written last) exists; a re-run redoes only the
-others. `run.json` pins the tokenizer (the SHA-1 of its config and weights)
-and `--keep-padding`: re-running into the same folder with another tokenizer
-is refused, so codes of two tokenizers never mix. A sample that cannot be used (unreadable latent, non-finite values,
-wrong latent size) is left out and listed with its reason; the job goes on.
+others. `run.json` pins the tokenizer (the SHA-1 of its config and weights),
+`--keep-padding` and the inputs (every input shard's path and size in bytes):
+re-running into the same folder with another tokenizer or other input shards
+is refused with what changed (exit status 2), so codes of two tokenizers never
+mix and new input samples are never silently left out. A sample that breaks
+the format (`lmmsn.data.format.validate_sample`: unreadable or non-float latent,
+wrong rank, no frames, non-finite values, bad num_frames, a key occurring twice)
+or has the wrong latent size is left out and listed with its reason; the job
+goes on. An input that is not a readable tar or holds no sample is a listed
+failure (`failed_shards` in the index; no output shard, so it is not complete
+and a re-run tries it again), never an empty "complete" shard.
 `index.json` in the output folder is the input index with the shard list
 replaced, the codes' tokenizer described under `codes`, and this pass's skips
 appended to `skipped`, so `lmmsn.data.loader` counts the new shards exactly.
@@ -41,8 +48,9 @@ import torch
 if __package__ in (None, ""):  # run as a file: the repository root holds data_prep/ (not installed)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_prep.make_shards import _write_json, resolve_device
+from data_prep.make_shards import RunMismatch, _write_json, resolve_device
 from lmmsn.data.format import ShardFormatError, decode_sample, encode_codes
+from lmmsn.data.loader import tar_samples
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +79,18 @@ class TokenizeConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
+def _changes(old: dict | None, new: dict[str, int | None]) -> str:
+    """What differs between two {shard path: bytes} input pins, for the refusal message."""
+    if not isinstance(old, dict):
+        return "the folder pins no input list (made by an older version)"
+    parts = []
+    for label, names in (("new", sorted(set(new) - set(old))), ("missing", sorted(set(old) - set(new))),
+                         ("resized", sorted(n for n in set(old) & set(new) if old[n] != new[n]))):
+        if names:
+            parts.append(f"{label}: {', '.join(names[:5])}" + (f" +{len(names) - 5} more" if len(names) > 5 else ""))
+    return "; ".join(parts)
+
+
 def _stats_path(out: Path, shard: str) -> Path:
     return out / (Path(shard).name.removesuffix(".tar") + ".json")
 
@@ -95,15 +115,27 @@ class ShardTokenizer:
         digest = hashlib.sha1()
         for name in ("config.yaml", "model.safetensors"):
             digest.update((Path(self.config.tokenizer) / name).read_bytes())
-        run = {"tokenizer_sha1": digest.hexdigest(), "keep_padding": self.config.keep_padding}
+        inputs = {str(Path(u).resolve()) if Path(u).is_file() else u: Path(u).stat().st_size if Path(u).is_file()
+                  else None for u in self.urls}
+        if len({Path(u).name for u in self.urls}) < len(self.urls):
+            raise RunMismatch(f"--shards {self.config.shards}: two input shards share a file name; "
+                              "tokenize each folder into its own --out")
+        run = {"tokenizer_sha1": digest.hexdigest(), "keep_padding": self.config.keep_padding, "inputs": inputs}
         path = self.out / "run.json"
-        if path.is_file():
-            old = json.loads(path.read_text())
-            if old != run:
-                raise SystemExit(f"{self.out} holds codes of another tokenizer or --keep-padding setting ({path}: {old}); "
-                                 "use another --out or delete that folder")
-        else:
+        if not path.is_file():
             _write_json(path, run)
+            return
+        try:
+            old = json.loads(path.read_text())
+            old_inputs = old.get("inputs") if isinstance(old, dict) else None
+        except ValueError as exc:
+            raise RunMismatch(f"{path} is not JSON ({exc}); use another --out or delete that folder") from exc
+        if {k: old.get(k) for k in ("tokenizer_sha1", "keep_padding")} != {k: run[k] for k in ("tokenizer_sha1", "keep_padding")}:
+            raise RunMismatch(f"{self.out} holds codes of another tokenizer or --keep-padding setting ({path}: "
+                              f"{ {k: v for k, v in old.items() if k != 'inputs'} }); use another --out or delete that folder")
+        if old_inputs != inputs:
+            raise RunMismatch(f"{self.out} holds codes of other input shards ({path}): {_changes(old_inputs, inputs)}; "
+                              "use another --out or delete that folder")
 
     def complete(self, url: str) -> bool:
         return _stats_path(self.out, url).is_file() and (self.out / Path(url).name).is_file()
@@ -122,6 +154,7 @@ class ShardTokenizer:
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self._source_index()  # a malformed input index stops the run before any work
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_run()
         for stale in self.out.glob("*.tmp"):
@@ -130,10 +163,15 @@ class ShardTokenizer:
         if len(todo) < len(self.urls):
             logger.info("resuming: %d of %d shards already complete", len(self.urls) - len(todo), len(self.urls))
         model, device = self._model() if todo else (None, torch.device("cpu"))
-        t0, samples = time.perf_counter(), 0
+        t0, samples, self.failed = time.perf_counter(), 0, []
         bar = tqdm(total=len(todo), unit="shard", desc="tokenize_shards", dynamic_ncols=True)
         for url in todo:
-            samples += self._shard(model, device, url)
+            try:
+                samples += self._shard(model, device, url)
+            except ShardFormatError as exc:  # not a tar / empty / damaged: listed, no output shard
+                (self.out / f"{Path(url).name}.tmp").unlink(missing_ok=True)
+                self.failed.append({"shard": Path(url).name, "reason": str(exc)})
+                logger.error("%s", exc)
             bar.update(1)
             bar.set_postfix(samples_s=f"{samples / (time.perf_counter() - t0):.0f}", refresh=False)
         bar.close()
@@ -169,8 +207,18 @@ class ShardTokenizer:
                 stats["hours"] += duration / 3600
             batch.clear()
 
-        source = iter([{"url": url}])
-        for raw in wds.tariterators.tarfile_samples(source, handler=wds.handlers.warn_and_continue):
+        try:
+            self._samples(url, model.latent_dim, batch, skip, flush)
+        finally:
+            writer.close()
+        os.replace(tmp, self.out / name)
+        stats["bytes"] = (self.out / name).stat().st_size
+        _write_json(_stats_path(self.out, url), stats)  # written last: marks the shard complete
+        return stats["samples"]
+
+    def _samples(self, url: str, latent_dim: int, batch: list, skip, flush) -> None:
+        """Decode and batch the samples of one input shard (flushing full batches), skipping bad ones."""
+        for raw in tar_samples(url):  # ShardFormatError for the whole shard: run() lists it as failed
             try:
                 sample = decode_sample(raw)
             except ShardFormatError as exc:
@@ -179,31 +227,40 @@ class ShardTokenizer:
             latent = sample.latent
             if latent is None:
                 skip(raw, "no latent.npy")
-            elif latent.shape[1] != model.latent_dim:
-                skip(raw, f"latent dim {latent.shape[1]} != tokenizer latent dim {model.latent_dim}")
-            elif not torch.isfinite(latent).all():
-                skip(raw, "non-finite latent values")
+            elif latent.shape[1] != latent_dim:
+                skip(raw, f"latent dim {latent.shape[1]} != tokenizer latent dim {latent_dim}")
             else:
                 keep = latent.shape[0] if self.config.keep_padding else min(latent.shape[0], sample.num_frames)
                 batch.append((raw, latent, keep, float(sample.meta.get("duration_s", 0.0))))
                 if len(batch) == self.config.batch_size:
                     flush()
         flush()
-        writer.close()
-        os.replace(tmp, self.out / name)
-        stats["bytes"] = (self.out / name).stat().st_size
-        _write_json(_stats_path(self.out, url), stats)  # written last: marks the shard complete
-        return stats["samples"]
+
+    def _source_index(self) -> dict[str, Any]:
+        """The input folder's index.json ({} when the inputs span folders or have none); RunMismatch if malformed."""
+        from lmmsn.data.loader import INDEX_NAME
+
+        sources = {Path(u).parent / INDEX_NAME for u in self.urls}
+        if len(sources) != 1 or not next(iter(sources)).is_file():
+            return {}
+        source = next(iter(sources))
+        try:
+            index = json.loads(source.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunMismatch(f"{source}: the input index is not JSON ({exc}); repair or remove it") from exc
+        if (not isinstance(index, dict) or not isinstance(index.get("skipped", []), list)
+                or type(index.get("num_skipped", 0)) is not int):
+            raise RunMismatch(f"{source}: the input index must be a JSON object with a 'skipped' list and an "
+                              "integer 'num_skipped'; repair or remove it")
+        return index
 
     def write_index(self, seconds: float, samples: int) -> dict[str, Any]:
         from lmmsn.data.loader import INDEX_NAME
         from lmmsn.tokenizer.model import read_tokenizer_config
 
-        shards = [json.loads(_stats_path(self.out, u).read_text()) for u in self.urls]
-        source_indexes = {Path(u).parent / INDEX_NAME for u in self.urls}
-        index: dict[str, Any] = {}
-        if len(source_indexes) == 1 and next(iter(source_indexes)).is_file():
-            index = json.loads(next(iter(source_indexes)).read_text())
+        shards = [json.loads(_stats_path(self.out, u).read_text()) for u in self.urls if self.complete(u)]
+        failed = getattr(self, "failed", [])
+        index = self._source_index()
         config = read_tokenizer_config(self.config.tokenizer)
         skipped = [entry for s in shards for entry in s["skipped"]]
         index.update(
@@ -213,6 +270,7 @@ class ShardTokenizer:
             codes={"tokenizer": str(Path(self.config.tokenizer).resolve()), "codebook_size": config.quantizer.codebook_size,
                    "frame_rate": config.frame_rate, "trimmed_to_num_frames": not self.config.keep_padding,
                    "source_shards": self.config.shards, "num_skipped": len(skipped), "skipped": skipped,
+                   "failed_shards": failed,
                    "last_run": {"seconds": round(seconds, 2), "samples": samples,
                                 "samples_per_s": round(samples / max(seconds, 1e-9), 2)}},
         )
@@ -239,12 +297,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     logger.info("settings: %s", asdict(config))
-    index = ShardTokenizer(config).run()
+    try:
+        index = ShardTokenizer(config).run()
+    except RunMismatch as exc:
+        print(f"tokenize_shards: {exc.args[0]}", file=sys.stderr)
+        raise
     codes = index["codes"]
     print(f"{index['num_samples']} samples ({index['hours']:.2f} h) in {len(index['shards'])} shards with codes "
           f"(codebook {codes['codebook_size']}, {codes['frame_rate']:.2f} codes/s); {codes['num_skipped']} skipped "
           f"in this pass; this run {codes['last_run']['samples']} samples in {codes['last_run']['seconds']:.1f} s",
           file=sys.stderr)
+    for entry in codes["failed_shards"]:
+        print(f"  FAILED {entry['shard']}: {entry['reason']}", file=sys.stderr)
     print(f"index: {Path(config.out) / 'index.json'}", file=sys.stderr)
     return index
 

@@ -10,13 +10,16 @@ maps an answer with fixed rules, in this order, and never guesses:
    followed by `.`, `:` or `)` (`"B"`, `"(b)"`, `"C."`); or it begins with a
    letter followed by `.`, `:` or `)` (`"A. dog"`, `"B) rain"`); or it contains
    `answer is X` / `answer: X` / `option X` for a choice letter X. A bare
-   leading article (`"A dog barks"`) is NOT a letter.
-2. **Exact text.** The normalised answer equals one choice's normalised text.
+   leading article (`"A dog barks"`) is NOT a letter, and neither is a
+   lower-case, unbracketed `a` after `answer is` / `answer:` that a word
+   follows (`"The answer is a car horn."` is the article: it goes on to the
+   text rules); `"The answer is A."`, `"answer: (a) ..."` and `"option a"` are letters.
+2. **Exact text.** The normalized answer equals one choice's normalized text.
 3. **MMAU word rule.** The answer's words contain every word of choice i and
    none of the words that only the other choices have (words of choice j not in
    choice i). Exactly one such i -> that choice.
 
-Normalisation: lower-case, every character that is not a letter, digit,
+Normalization: lower-case, every character that is not a letter, digit,
 apostrophe or whitespace becomes a space (hyphens split words), words split
 on whitespace. When no rule gives exactly one choice the answer is
 **unmatched** (several candidates -> `ambiguous`); unmatched answers count as
@@ -33,10 +36,16 @@ LETTERS = "ABCDEFGHIJ"
 _NON_WORD = re.compile(r"[^\w'\s]|_")
 _WHOLE_LETTER = re.compile(r"^\s*[\(\[]?([a-j])[\)\]]?\s*[.:)]?\s*$", re.IGNORECASE)
 _LEADING_LETTER = re.compile(r"^\s*[\(\[]?([a-j])\s*[.:)\]]\s+\S", re.IGNORECASE)
-_STATED_LETTER = re.compile(r"\b(?:answer\s+is|answer\s*:|option|choice)\s*[\(\[]?([a-j])\b[\)\]]?", re.IGNORECASE)
+_STATED_LETTER = re.compile(r"\b(answer\s+is|answer\s*:|option|choice)\s*([\(\[]?)([a-j])\b[\)\]]?(?=(\s+\w)?)", re.IGNORECASE)
 
 
-def normalise(text: str) -> list[str]:
+def _is_article(m: re.Match) -> bool:
+    """`answer is a car horn`: an unbracketed lower-case `a` after `answer is/:` with a word after it."""
+    keyword, bracket, letter, next_word = m.groups()
+    return letter == "a" and not bracket and keyword.lower().startswith("answer") and next_word is not None
+
+
+def normalize(text: str) -> list[str]:
     """Lower-cased words; punctuation (except apostrophes) separates words."""
     return _NON_WORD.sub(" ", text.lower()).split()
 
@@ -66,17 +75,18 @@ def extract_choice(answer: str, choices: Sequence[str]) -> Extraction:
         return Extraction(None, "empty")
     valid = LETTERS[: len(choices)].lower()
     for pattern in (_WHOLE_LETTER, _LEADING_LETTER, _STATED_LETTER):
-        found = {m.lower() for m in pattern.findall(answer)}
         if pattern is _STATED_LETTER:
-            found &= set(valid)
+            found = {m.group(3).lower() for m in pattern.finditer(answer) if not _is_article(m)} & set(valid)
+        else:
+            found = {m.lower() for m in pattern.findall(answer)}
         if len(found) == 1:
             letter = found.pop()
             if letter in valid:
                 return Extraction(valid.index(letter), "letter")
         elif len(found) > 1:
             return Extraction(None, "ambiguous")
-    words = normalise(answer)
-    norm_choices = [normalise(c) for c in choices]
+    words = normalize(answer)
+    norm_choices = [normalize(c) for c in choices]
     exact = [i for i, c in enumerate(norm_choices) if c == words]
     if len(exact) == 1:
         return Extraction(exact[0], "exact")

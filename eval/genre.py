@@ -51,7 +51,7 @@ from eval.common import (
 
 GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 GENRE_SPELLINGS: dict[str, tuple[str, ...]] = {
-    "hiphop": ("hiphop", "hip hop"),  # "hip-hop" normalises to "hip hop"
+    "hiphop": ("hiphop", "hip hop"),  # "hip-hop" normalizes to "hip hop"
     "rnb": ("rnb", "r b", "rhythm and blues"),
 }
 MUSIC_WORDS = frozenset(
@@ -59,11 +59,13 @@ MUSIC_WORDS = frozenset(
     "chord chords beat beats rhythm harmony genre".split()
 )
 DEFAULT_PROMPT = "What is the genre of this music? List the most likely genres."
+DEFAULT_MAX_SECONDS = 10.0
+"Clips are cut to this length: the 10 s segments the tokenizer and the LLM were trained on (GTZAN clips are 30 s)."
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
 def words(text: str) -> list[str]:
-    """Lower-case alphanumeric words of `text` (the rule's normalisation)."""
+    """Lower-case alphanumeric words of `text` (the rule's normalization)."""
     return _NON_ALNUM.sub(" ", (text or "").lower()).split()
 
 
@@ -204,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="longest answer of an lmmsn system (default: the pipeline's max_text_tokens)")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="question asked for every clip")
     parser.add_argument("--batch-size", type=int, default=1, help="clips per system call (recorded)")
-    parser.add_argument("--max-seconds", type=float, default=30.0, help="cut clips to this length")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="cut clips to this length (default 10 s: the tokenizer's and the LLM's training segment)")
     parser.add_argument("--sample-rate", type=int, default=None, help="resample clips to this rate (default: keep)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clip draw and of the system")
     parser.add_argument("--out", required=True, help="output folder for genre.json, genre.md, genre.png")

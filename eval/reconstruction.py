@@ -1,37 +1,59 @@
-"""Tokenizer reconstruction error on VAE latents (paper Table I).
+"""Tokenizer reconstruction, judged honestly (paper Table I, plus what it leaves out).
 
-For each clip, the frozen VAE latent z [T, D] is tokenized and decoded back:
-ẑ = decode_latents(encode_latents(z)). The error of a clip is
+For each clip, the frozen autoencoder's latent z [T, D] is tokenized and
+decoded back: ẑ = decode_latents(encode_latents(z)). Per clip:
 
     MSE(z, ẑ) = mean over the clip's T x D entries of (ẑ - z)^2      (primary, --error mse)
     L1(z, ẑ)  = mean over the clip's T x D entries of |ẑ - z|        (also reported)
 
-A data set's error is the mean over its clips (each clip weighs the same);
-"average" is the mean of the data sets' errors, like the paper's Average
-column. A zero-bit baseline row, `mean latent`, predicts every frame of a data
-set by that data set's mean latent vector (an oracle constant, computed from
-the evaluated clips): a tokenizer that does not beat it conveys nothing about
-the clips beyond their average (VAE latents can have large constant offsets,
-so `energy` alone flatters every tokenizer). The paper (VQ+FM 0.636 vs VQ+MSE 0.700 on ESC-50 / VCTK / FMA) does
-not say whether its error is MSE or L1; we make MSE primary because VQ+MSE is
-trained on that loss, and report L1 beside it. `energy` = mean z^2 is
-reported per data set so an error can be read against predicting zeros
-(`relative_mse = mse / energy`).
+A data set's (category's) error is the mean over its clips (each clip weighs
+the same); "average" is the mean over data sets, like the paper's Average
+column. Latent MSE rewards predicting the mean, so with `--audio` every row is
+also decoded to a waveform by the frozen autoencoder and judged on sound:
 
-Flow-matching decoders sample: clip i is decoded with generator seed
-`seed + i`, so numbers do not depend on clip order or on other tokenizers.
+    log-mel L1 = mean |log-mel(decoded) - log-mel(original)| with the HiFi-GAN analysis at
+                 22.05 kHz mono (`lmmsn.tokenizer.mel_hifigan.log_mel`, floor 1e-5),
+                 over the frames both cover;
+    YAMNet     = top-1 AudioSet class agreement with the original and KL(original || decoded)
+                 of the clip-mean class posteriors (packaged YAMNet, `eval.judges`; when
+                 the eval extra is installed), beside the same-category chance level: how often
+                 a random *other* original clip of the category has the clip's top-1 class;
+    FAD        = Frechet distance between YAMNet patch embeddings of the decoded and the
+                 original clips, all categories pooled.
 
-    python -m eval.reconstruction --tokenizer vqfm=checkpoints/tok_fm --tokenizer vqmse=checkpoints/tok_mse \\
-        --manifest manifest.jsonl --audio-root /data --categories speech,music,environment --per-category 100 --out reports/recon
+Reference rows, each with the tokenizers' bits where it has bits:
+
+- `mean latent` (0 bit/s): every frame is its data set's mean latent (an oracle constant);
+- `k-means` (log2 K bits per frame, no encoder, no context): a per-frame k-means codebook of
+  the tokenizer's size fitted on *training* latents (`--kmeans-shards`), the baseline a learned
+  tokenizer must beat to show it uses context at all;
+- `resynthesis` (unquantized): ẑ = z, so latent error 0; its audio numbers are the frontend's
+  own ceiling.
+
+Codebook usage on the evaluated clips (entries used, perplexity of the code histogram,
+a sorted usage plot) is reported per tokenizer. Flow-matching decoders sample:
+clip i is decoded with generator seed `seed + i`; `--temperature 1,0` evaluates
+each FM tokenizer at both (VQ+MSE tokenizers ignore the temperature).
+
+    python -m eval.reconstruction --tokenizer vqfm=runs/tok_fm/export --tokenizer vqmse=runs/tok_mse/export \\
+        --manifest split/heldout.jsonl --audio-root /data --categories speech,animal,music \\
+        --per-category 30 --kmeans-shards shards/train --audio --out reports/recon
+
+Layout: this module holds the table (`evaluate_reconstruction`), loading (`load_tokenizers`,
+`latents_from_audio`, `latents_from_shards`), `run` and the command line. The reference
+systems and latent errors are in `eval.reconstruction_latents`, the audio judgements in
+`eval.reconstruction_audio`, the Markdown summary and plots in `eval.reconstruction_report`;
+their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,32 +61,40 @@ import torch
 from eval.common import (
     cli_logging,
     environment,
-    environment_md,
-    markdown_table,
     named_value,
-    new_figure,
     read_manifest,
-    save_figure,
     write_result,
 )
+from eval.reconstruction_audio import (  # noqa: F401 -- names re-exported from before the split
+    AudioJudging,
+    _slug,
+    judge_audio,
+    judge_originals,
+    load_yamnet,
+    logmel_l1,
+)
+from eval.reconstruction_latents import (  # noqa: F401 -- names re-exported from before the split
+    BASELINE,
+    RESYNTHESIS,
+    KMeansCodebook,
+    LatentTokenizer,
+    Resynthesis,
+    _average,
+    aggregate,
+    cached_kmeans,
+    clip_errors,
+    codebook_usage,
+    fit_kmeans,
+    mean_latent_baseline,
+    reconstruct,
+    training_frames,
+)
+from eval.reconstruction_report import plot, plot_usage, summary_md
 
 log = logging.getLogger(__name__)
 
-
-class LatentTokenizer(Protocol):
-    """What this tool needs from a tokenizer (lmmsn.tokenizer.model.AudioTokenizer has it)."""
-
-    def encode_latents(self, latents: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor: ...
-
-    def decode_latents(self, codes: torch.Tensor, steps: int | None = None, temperature: float | None = None, generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> torch.Tensor: ...
-
-
-def clip_errors(z: torch.Tensor, z_hat: torch.Tensor) -> dict[str, float]:
-    """MSE, L1 and energy of one clip; z, z_hat: [T, D]."""
-    if z.shape != z_hat.shape:
-        raise ValueError(f"reconstruction shape {tuple(z_hat.shape)} != latent shape {tuple(z.shape)}")
-    diff = z_hat.double() - z.double()
-    return {"mse": float(diff.pow(2).mean()), "l1": float(diff.abs().mean()), "energy": float(z.double().pow(2).mean()), "frames": int(z.shape[0])}
+_HELP = (__doc__ or "").split("\nLayout:")[0]
+"What --help prints: the tool's description, without the module layout."
 
 
 def load_tokenizers(paths: dict[str, str], device: str | None = None) -> dict[str, Any]:
@@ -92,127 +122,113 @@ def load_tokenizers(paths: dict[str, str], device: str | None = None) -> dict[st
     return out
 
 
-@torch.no_grad()
-def reconstruct(tokenizer: LatentTokenizer, latents: Sequence[torch.Tensor], *, steps: int | None = None, temperature: float | None = None, seed: int = 0) -> list[dict[str, float]]:
-    """Per-clip errors of `tokenizer` on `latents` (each [T, D]); batch size 1."""
-    from tqdm import tqdm
-
-    from lmmsn.seeding import generator
-
-    out = []
-    for i, z in enumerate(tqdm(latents, desc="reconstructing", leave=False)):
-        z = z.float()
-        codes = tokenizer.encode_latents(z[None])  # [1, T]
-        z_hat = tokenizer.decode_latents(codes, steps=steps, temperature=temperature, generator=generator(seed + i))  # [1, T, D]
-        out.append(clip_errors(z, z_hat[0].to(z.dtype)))
-    return out
+# --------------------------------------------------------------------------- the table
 
 
-def _average(row: dict[str, Any]) -> dict[str, float]:
-    """A table row's errors averaged over its data sets (the paper's Average column)."""
-    return {k: float(np.mean([d[k] for d in row["datasets"].values()])) for k in ("mse", "l1", "relative_mse")}
+def evaluate_reconstruction(
+    tokenizers: dict[str, LatentTokenizer],
+    datasets: dict[str, Sequence[torch.Tensor]],
+    *,
+    steps: int | None = None,
+    temperature: float | None = None,
+    temperatures: Sequence[float] | None = None,
+    seed: int = 0,
+    error: str = "mse",
+    kmeans: KMeansCodebook | None = None,
+    audio: AudioJudging | None = None,
+) -> dict[str, Any]:
+    """The table: every tokenizer (at each temperature), the reference rows, on every data set.
 
-
-def aggregate(per_clip: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Mean over clips of each error (each clip weighs the same)."""
-    agg = {k: float(np.mean([c[k] for c in per_clip])) for k in ("mse", "l1", "energy")}
-    agg["relative_mse"] = agg["mse"] / agg["energy"] if agg["energy"] > 0 else float("nan")
-    agg["clips"] = len(per_clip)
-    agg["frames"] = int(sum(c["frames"] for c in per_clip))
-    return agg
-
-
-BASELINE = "mean latent (0 bit/s baseline)"
-
-
-def mean_latent_baseline(datasets: dict[str, Sequence[torch.Tensor]]) -> dict[str, Any]:
-    """Errors of predicting every frame by its data set's mean latent vector (same shape as a tokenizer row)."""
-    row: dict[str, Any] = {"datasets": {}, "baseline": True}
-    for dname, lat in datasets.items():
-        mean = torch.cat([z.double() for z in lat]).mean(0)  # [D]
-        per_clip = [clip_errors(z.double(), mean.expand_as(z)) for z in lat]
-        row["datasets"][dname] = {**aggregate(per_clip), "per_clip": per_clip}
-    row["average"] = _average(row)
-    return row
-
-
-def evaluate_reconstruction(tokenizers: dict[str, LatentTokenizer], datasets: dict[str, Sequence[torch.Tensor]], *, steps: int | None = None, temperature: float | None = None, seed: int = 0, error: str = "mse") -> dict[str, Any]:
-    """Table I: errors of every tokenizer on every data set, plus the average over data sets."""
+    Args:
+        tokenizers: name -> tokenizer.
+        datasets: name -> latents [T, D] per clip.
+        steps / temperature: decoder ODE settings (None: each tokenizer's config).
+        temperatures: evaluate each flow-matching tokenizer at each of these (rows "NAME @ T=t").
+        kmeans: the same-size per-frame k-means baseline (None: no such row).
+        audio: decode every row and judge it on sound (None: latent errors only).
+    """
     if error not in ("mse", "l1"):
         raise ValueError(f"error must be 'mse' or 'l1', got {error!r}")
+    keep = audio is not None
     table: dict[str, dict] = {}
+    systems: list[tuple[str, Any, float | None, dict[str, Any]]] = []
     for tname, tok in tokenizers.items():
-        row: dict[str, Any] = {"datasets": {}}
+        objective = getattr(getattr(getattr(tok, "config", None), "flow", None), "objective", None)
+        bits = math.log2(tok.codebook_size) if hasattr(tok, "codebook_size") else None
+        info = {"bits_per_frame": bits, "objective": objective}
+        temps = list(temperatures) if temperatures and objective == "cfm" else [temperature]
+        for t in temps:
+            name = tname if len(temps) == 1 else f"{tname} @ T={t:g}"
+            systems.append((name, tok, t, {**info, "temperature": t}))
+    if kmeans is not None:
+        systems.append((f"k-means {kmeans.codebook_size} (no encoder, same bits)", kmeans, None,
+                        {"baseline": True, "bits_per_frame": math.log2(kmeans.codebook_size)}))
+    if audio is not None:
+        systems.append((RESYNTHESIS, Resynthesis(), None, {"baseline": True, "ceiling": True, "bits_per_frame": None}))
+    for name, tok, t, info in systems:
+        row: dict[str, Any] = {"datasets": {}, **info}
+        codes: list[torch.Tensor] = []
         for dname, lat in datasets.items():
-            per_clip = reconstruct(tok, lat, steps=steps, temperature=temperature, seed=seed)
+            per_clip = reconstruct(tok, lat, steps=steps, temperature=t, seed=seed, keep=True)
+            codes += [c.pop("codes") for c in per_clip if c.get("codes") is not None]
+            if not keep:
+                for c in per_clip:
+                    c.pop("z_hat", None)
             row["datasets"][dname] = {**aggregate(per_clip), "per_clip": per_clip}
-        row["average"] = _average(row)
-        table[tname] = row
-    table[BASELINE] = mean_latent_baseline(datasets)
-    return {
+        if codes and hasattr(tok, "codebook_size") and not isinstance(tok, Resynthesis):
+            row["codebook"] = codebook_usage(codes, tok.codebook_size)
+        table[name] = row
+    table[BASELINE] = mean_latent_baseline(datasets, keep=keep)
+    result: dict[str, Any] = {
         "error": error,
         "error_definition": "per clip: mean over T x D latent entries of (z_hat - z)^2 (mse) or |z_hat - z| (l1); data set: mean over clips; average: mean over data sets",
         "steps": steps,
         "temperature": temperature,
+        "temperatures": list(temperatures) if temperatures else None,
         "seed": seed,
         "tokenizers": table,
         "paper_reference": {"VQ+FM": 0.636, "VQ+MSE": 0.700, "note": "paper Table I averages over ESC-50/VCTK/FMA; metric (MSE or L1) not stated"},
     }
+    if audio is not None:
+        from eval.fad import fad_from_embeddings
 
+        result["yamnet_chance"] = judge_originals(audio)
+        reference = np.concatenate([t["embeddings"] for tags in audio.tags.values() for t in tags]) if audio.tags else None
+        fads: dict[str, float] = {}
+        for name, row in table.items():
+            emb = judge_audio(name, row, audio)
+            if reference is not None and emb.size:
+                fads[name] = fad_from_embeddings(reference, emb)
+            row["average"] = _average(row, ("mse", "l1", "relative_mse", "logmel_l1", "yamnet_agree", "yamnet_kl"))
+        if audio.yamnet is not None:
+            result["fad_yamnet"] = fads
+            result["judge"] = audio.yamnet.info()
+        result["audio_definition"] = ("log-mel L1: mean |log-mel(decoded) - log-mel(original)|, HiFi-GAN analysis at 22.05 kHz mono, "
+                                      "floor 1e-5; YAMNet agreement: top-1 class equal to the original's; KL(original || decoded) of "
+                                      "clip-mean class scores; chance: top-1 agreement between different originals of the category; "
+                                      "FAD: YAMNet patch embeddings, decoded vs original, categories pooled")
+    else:
+        for row in table.values():
+            row["average"] = _average(row)
+    return result
 
-def summary_md(result: dict, title: str = "Reconstruction error (Table I)") -> str:
-    err = result["error"]
-    names = list(next(iter(result["tokenizers"].values()))["datasets"])
-    rows = [[t, *(row["datasets"][d][err] for d in names), row["average"][err]] for t, row in result["tokenizers"].items()]
-    rows_other = [[t, *(row["datasets"][d]["l1" if err == "mse" else "mse"] for d in names), row["average"]["l1" if err == "mse" else "mse"]] for t, row in result["tokenizers"].items()]
-    first = next(iter(result["tokenizers"].values()))["datasets"]
-    counts = ", ".join(f"{d}: {first[d]['clips']} clips / {first[d]['frames']} frames, energy {first[d]['energy']:.4g}" for d in names)
-    return "\n\n".join(
-        [
-            f"# {title}",
-            f"Error **{err.upper()}** between VAE latents and tokenizer reconstructions ({result['error_definition']}). "
-            f"Decoder steps {result['steps']}, temperature {result['temperature']}, seed {result['seed']} (clip i uses seed+i).",
-            markdown_table(["tokenizer", *names, "average"], rows),
-            f"Other error ({'L1' if err == 'mse' else 'MSE'}):",
-            markdown_table(["tokenizer", *names, "average"], rows_other),
-            f"Data: {counts}. `{BASELINE}` predicts every frame by the data set's mean latent: a tokenizer must beat it to carry information. "
-            "Paper (different data, full-size models): VQ+FM 0.636, VQ+MSE 0.700 average.",
-            environment_md(result["environment"]),
-        ]
-    )
-
-
-def plot(result: dict, path) -> None:
-    """Grouped bars: one group per data set (+ average), one bar per tokenizer."""
-    err = result["error"]
-    fig, ax = new_figure()
-    toks = list(result["tokenizers"])
-    names = [*next(iter(result["tokenizers"].values()))["datasets"], "average"]
-    width = 0.8 / max(len(toks), 1)
-    for i, t in enumerate(toks):
-        row = result["tokenizers"][t]
-        vals = [row["datasets"][d][err] for d in names[:-1]] + [row["average"][err]]
-        style = {"color": "lightgray", "hatch": "//"} if row.get("baseline") else {}
-        ax.bar(np.arange(len(names)) + i * width, vals, width, label=t, **style)
-    ax.set_xticks(np.arange(len(names)) + width * (len(toks) - 1) / 2, names)
-    ax.set_ylabel(f"latent {err.upper()}")
-    ax.set_title("Tokenizer reconstruction error")
-    ax.legend()
-    save_figure(fig, path)
+# --------------------------------------------------------------------------- data
 
 
 @torch.no_grad()
-def latents_from_audio(vae, files: Sequence[Path], max_seconds: float | None) -> list[torch.Tensor]:
-    """VAE latents [T, D] of audio files (posterior mean; resampled to the VAE's rate and channels)."""
+def latents_from_audio(vae, files: Sequence[Path], max_seconds: float | None, keep_audio: bool = False):
+    """Frontend latents [T, D] of audio files (and, with keep_audio, the clips [C, N] at its rate)."""
     from tqdm import tqdm
 
     from lmmsn.audio import load_audio
 
-    out = []
-    for f in tqdm(files, desc="VAE encoding", leave=False):
+    latents, clips = [], []
+    for f in tqdm(files, desc="encoding", leave=False):
         wav, sr = load_audio(f, vae.sample_rate, vae.channels, duration_s=max_seconds)  # [C, N]
-        out.append(vae.encode(wav[None], sr)[0].T.contiguous())  # [T, D]
-    return out
+        latents.append(vae.encode(wav[None], sr)[0].T.contiguous())  # [T, D]
+        if keep_audio:
+            clips.append(wav)
+    return (latents, clips) if keep_audio else latents
 
 
 def latents_from_shards(spec: str, limit: int | None) -> list[torch.Tensor]:
@@ -229,17 +245,89 @@ def latents_from_shards(spec: str, limit: int | None) -> list[torch.Tensor]:
     return out
 
 
+def run(
+    tokenizer_dirs: dict[str, str],
+    *,
+    manifest: str | None = None,
+    audio_root: str | None = None,
+    categories: Sequence[str] | None = None,
+    per_category: int = 100,
+    max_seconds: float = 10.0,
+    min_seconds: float | None = None,
+    shards: dict[str, str] | None = None,
+    kmeans_shards: str | None = None,
+    audio: bool = False,
+    yamnet: bool | None = None,
+    temperatures: Sequence[float] | None = None,
+    steps: int | None = None,
+    temperature: float | None = None,
+    error: str = "mse",
+    seed: int = 0,
+    skip_missing: bool = False,
+    out: str | Path | None = None,
+    examples: int = 2,
+) -> dict[str, Any]:
+    """Everything the CLI does, as a function (the tokenizer recipe calls it at the end of training)."""
+    tokenizers = load_tokenizers(dict(tokenizer_dirs))
+    first = next(iter(tokenizers.values()))
+    vae = first.vae
+    datasets: dict[str, list[torch.Tensor]] = {n: latents_from_shards(s, per_category) for n, s in (shards or {}).items()}
+    originals: dict[str, list[torch.Tensor]] = {}
+    keys: dict[str, list[str]] = {}
+    if manifest:
+        if not (audio_root and categories):
+            raise ValueError("a manifest needs audio_root and categories")
+        items = read_manifest(manifest, audio_root, categories=list(categories), per_category=per_category, seed=seed,
+                              min_duration_s=min_seconds, skip_missing=skip_missing)
+        for c in categories:
+            files = [it.path for it in items if it.category == c]
+            keys[c] = [it.key for it in items if it.category == c]
+            if audio:
+                datasets[c], originals[c] = latents_from_audio(vae, files, max_seconds, keep_audio=True)
+            else:
+                datasets[c] = latents_from_audio(vae, files, max_seconds)
+    if not datasets:
+        raise ValueError("give shards and/or a manifest")
+    if audio and set(originals) != set(datasets):
+        raise ValueError("--audio needs the clips' audio: use --manifest (shards hold no originals)")
+    kmeans = None
+    if kmeans_shards:
+        sizes = {getattr(t, "codebook_size", None) for t in tokenizers.values()}
+        kmeans = KMeansCodebook(cached_kmeans(kmeans_shards, max(s for s in sizes if s is not None), seed=seed))
+    judging = None
+    if audio:
+        judge = load_yamnet(required=bool(yamnet)) if yamnet is not False else None
+        judging = AudioJudging(vae, originals, judge, Path(out) / "audio" if out and examples else None, examples)
+    result = evaluate_reconstruction(tokenizers, datasets, steps=steps, temperature=temperature, temperatures=temperatures,
+                                     seed=seed, error=error, kmeans=kmeans, audio=judging)
+    result.update(keys=keys, kmeans_shards=kmeans_shards, max_seconds=max_seconds,
+                  environment=environment(seed=seed, device="cpu", dtype="float32", batch_size=1))
+    if out is not None:
+        write_result(out, "reconstruction", result, summary_md(result))
+        plot(result, Path(out) / "reconstruction.png")
+        if audio:
+            plot(result, Path(out) / "reconstruction_logmel.png", key="logmel_l1")
+        if any("codebook" in row for row in result["tokenizers"].values()):
+            plot_usage(result, Path(out) / "codebook_usage.png")
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m eval.reconstruction", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m eval.reconstruction", description=_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", action="append", type=named_value, required=True, help="NAME=DIR of an exported tokenizer (AudioTokenizer.from_pretrained); repeat to compare (VQ+FM vs VQ+MSE)")
     parser.add_argument("--shards", action="append", type=named_value, default=[], help="NAME=SPEC: a data set of precomputed latents in webdataset shards; repeat per data set")
-    parser.add_argument("--manifest", default=None, help="JSON-lines manifest (path, category, label, caption): data sets = categories, latents from the first tokenizer's VAE")
+    parser.add_argument("--manifest", default=None, help="JSON-lines manifest (path, category, label, caption): data sets = categories, latents from the first tokenizer's frontend")
     parser.add_argument("--audio-root", default=None, help="folder the manifest paths are relative to")
     parser.add_argument("--categories", default=None, help="comma-separated manifest categories (the data sets)")
     parser.add_argument("--per-category", type=int, default=100, help="clips per data set (paper: 100); seeded draw from the manifest, first N from shards")
-    parser.add_argument("--max-seconds", type=float, default=10.0, help="cut audio to this length before VAE encoding (paper: 10 s)")
+    parser.add_argument("--max-seconds", type=float, default=10.0, help="cut audio to this length before encoding (paper: 10 s)")
     parser.add_argument("--steps", type=int, default=None, help="ODE steps of the flow-matching decoder (default: the tokenizer's config)")
     parser.add_argument("--temperature", type=float, default=None, help="CFM sampling temperature (default: the tokenizer's config)")
+    parser.add_argument("--temperatures", default=None, help="comma-separated CFM temperatures, one row each (e.g. 1,0)")
+    parser.add_argument("--kmeans-shards", default=None, help="training latent shards: fit the same-size per-frame k-means baseline on them")
+    parser.add_argument("--audio", action="store_true", help="decode every row and judge the audio (log-mel L1; YAMNet when installed)")
+    parser.add_argument("--no-yamnet", action="store_true", help="with --audio: skip the YAMNet judge")
+    parser.add_argument("--examples", type=int, default=2, help="with --audio: decoded WAVs written per category and row")
     parser.add_argument("--error", choices=("mse", "l1"), default="mse", help="primary error of the table (both are always computed)")
     parser.add_argument("--min-seconds", type=float, default=None, help="skip manifest rows shorter than this (by duration_s)")
     parser.add_argument("--skip-missing", action="store_true", help="leave out manifest rows whose audio file is absent (logged with a count)")
@@ -248,23 +336,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     cli_logging(args.verbose)
-    tokenizers = load_tokenizers(dict(args.tokenizer))
-    vae = next(iter(tokenizers.values())).vae
-    datasets: dict[str, list[torch.Tensor]] = {n: latents_from_shards(s, args.per_category) for n, s in args.shards}
-    if args.manifest:
-        if not (args.audio_root and args.categories):
-            parser.error("--manifest needs --audio-root and --categories")
-        cats = args.categories.split(",")
-        items = read_manifest(args.manifest, args.audio_root, categories=cats, per_category=args.per_category, seed=args.seed, min_duration_s=args.min_seconds, skip_missing=args.skip_missing)
-        for c in cats:
-            datasets[c] = latents_from_audio(vae, [it.path for it in items if it.category == c], args.max_seconds)
-    if not datasets:
+    if args.manifest and not (args.audio_root and args.categories):
+        parser.error("--manifest needs --audio-root and --categories")
+    if not (args.manifest or args.shards):
         parser.error("give --shards and/or --manifest")
-    result = evaluate_reconstruction(tokenizers, datasets, steps=args.steps, temperature=args.temperature, seed=args.seed, error=args.error)
-    result.update(settings=vars(args) | {"tokenizer": dict(args.tokenizer), "shards": dict(args.shards)}, environment=environment(seed=args.seed, device="cpu", dtype="float32", batch_size=1))
-    write_result(args.out, "reconstruction", result, summary_md(result))
-    plot(result, Path(args.out) / "reconstruction.png")
-    return result
+    if args.audio and not args.manifest:
+        parser.error("--audio needs --manifest (the original clips)")
+    temps = [float(t) for t in args.temperatures.split(",")] if args.temperatures else None
+    return run(dict(args.tokenizer), manifest=args.manifest, audio_root=args.audio_root,
+               categories=args.categories.split(",") if args.categories else None, per_category=args.per_category,
+               max_seconds=args.max_seconds, min_seconds=args.min_seconds, shards=dict(args.shards),
+               kmeans_shards=args.kmeans_shards, audio=args.audio, yamnet=False if args.no_yamnet else None,
+               temperatures=temps, steps=args.steps, temperature=args.temperature, error=args.error, seed=args.seed,
+               skip_missing=args.skip_missing, out=args.out, examples=args.examples)
 
 
 if __name__ == "__main__":

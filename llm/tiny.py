@@ -8,7 +8,7 @@ random weights (untied input/output embeddings, as in Vicuna). Both are saved
 with `save_pretrained` so they load from the path like any hub model:
 
     path = write_tiny_base("/tmp/tiny-llama")
-    AudioLM.from_base(path, codebook_size=32, lora=LoraSettings())
+    AudioLM.from_base(path, codebook_size=32, lora=LoraConfig())
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _SENTENCES = [
 
 
 @dataclass
-class TinyLlamaSettings:
+class TinyLlamaConfig:
     """Shape of the tiny random LLaMA."""
 
     vocab_size: int = 384
@@ -57,7 +57,7 @@ class TinyLlamaSettings:
     "Seed of the random weights."
 
 
-def build_tiny_tokenizer(vocab_size: int = 384):
+def build_tiny_text_tokenizer(vocab_size: int = 384):
     """A byte-level BPE `PreTrainedTokenizerFast` with LLaMA-like special tokens (adds `<s>`)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -84,7 +84,7 @@ def build_tiny_tokenizer(vocab_size: int = 384):
     )
 
 
-def write_tiny_base(directory: str | Path, settings: TinyLlamaSettings | None = None) -> Path:
+def write_tiny_base(directory: str | Path, settings: TinyLlamaConfig | None = None) -> Path:
     """Write a tiny random `LlamaForCausalLM` + tokenizer into `directory`; returns it.
 
     Reuses the directory when it already holds a tiny base (marker file), so
@@ -98,7 +98,7 @@ def write_tiny_base(directory: str | Path, settings: TinyLlamaSettings | None = 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    settings = settings or TinyLlamaSettings()
+    settings = settings or TinyLlamaConfig()
     directory = Path(directory)
     marker = directory / MARKER_FILE
     if marker.is_file() and marker.read_text(encoding="utf-8").strip() == repr(settings):
@@ -107,7 +107,7 @@ def write_tiny_base(directory: str | Path, settings: TinyLlamaSettings | None = 
         raise FileExistsError(f"{directory}: exists and is not a tiny base written by write_tiny_base")
     directory.parent.mkdir(parents=True, exist_ok=True)
     final, directory = directory, Path(tempfile.mkdtemp(prefix=".tiny-", dir=directory.parent))
-    tokenizer = build_tiny_tokenizer(settings.vocab_size)
+    tokenizer = build_tiny_text_tokenizer(settings.vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=settings.hidden_size,
@@ -141,4 +141,4 @@ def write_tiny_base(directory: str | Path, settings: TinyLlamaSettings | None = 
     return final
 
 
-__all__ = ["TinyLlamaSettings", "build_tiny_tokenizer", "write_tiny_base"]
+__all__ = ["TinyLlamaConfig", "build_tiny_text_tokenizer", "write_tiny_base"]

@@ -34,12 +34,17 @@ generation. The documented behaviour, tested in `tests/llm/test_vocabulary.py`:
    resized embedding) are dropped wherever they appear; inside a span they
    count in `dropped`.
 9. Empty spans (`<soa><eoa>`) give an `AudioSegment` with no codes.
+10. Elements that are no token ids (NaN, inf, fractional floats, None, bools,
+    strings, other objects) are out-of-range ids (rule 8); integral floats
+    (`3.0`) are ids. 2-D tensors and nested lists are read row-major; None
+    or an empty input gives no segments; a single int is a one-id sequence.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +71,7 @@ class TextSegment:
 
     ids: list[int]
     text: str | None = None
-    "Decoded text (None when `parse` got no tokenizer)."
+    "Decoded text (None when `parse` got no text tokenizer)."
 
 
 @dataclass
@@ -100,6 +105,54 @@ def _as_list(ids: Any) -> list[int]:
     return [int(i) for i in ids]
 
 
+_NOT_AN_ID = -1
+"What `_token_ids` gives for an element that is no token id (below every id, so rule 8 drops it)."
+
+
+def _token_ids(ids: Any) -> list[int]:
+    """Whatever `parse` is given, as a flat list of ints; never raises.
+
+    Integers (Python, NumPy, 0-d tensors) and integral finite floats (`3.0` from a float
+    tensor) are ids; NaN, inf, fractions, None, bools, strings and other objects become
+    `_NOT_AN_ID`. Nested sequences and 2-D tensors are read row-major, as `reshape(-1)` does.
+    """
+    if ids is None:
+        return []
+    if isinstance(ids, torch.Tensor):
+        ids = ids.reshape(-1).tolist()
+    elif hasattr(ids, "tolist") and hasattr(ids, "shape"):  # NumPy arrays and scalars
+        try:
+            ids = ids.tolist()
+        except Exception:  # an object that only looks like an array
+            return [_NOT_AN_ID]
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        ids = [ids]
+    out: list[int] = []
+    stack = [iter(ids)]
+    while stack:
+        try:
+            item = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            continue
+        except Exception:  # a broken iterator ends its part of the input
+            stack.pop()
+            continue
+        if isinstance(item, bool):
+            out.append(_NOT_AN_ID)
+        elif isinstance(item, int):
+            out.append(int(item))
+        elif isinstance(item, float):
+            out.append(int(item) if math.isfinite(item) and item.is_integer() else _NOT_AN_ID)
+        elif isinstance(item, torch.Tensor) or (hasattr(item, "tolist") and hasattr(item, "shape")):
+            out.extend(_token_ids(item))
+        elif isinstance(item, (list, tuple, range)):
+            stack.append(iter(item))
+        else:
+            out.append(_NOT_AN_ID)
+    return out
+
+
 class AudioVocabulary:
     """Maps audio codes to token ids of an extended LLM vocabulary.
 
@@ -124,14 +177,14 @@ class AudioVocabulary:
         return [audio_token(c) for c in range(codebook_size)] + [SOA_TOKEN, EOA_TOKEN]
 
     @classmethod
-    def extend(cls, tokenizer: Any, codebook_size: int) -> AudioVocabulary:
+    def extend(cls, text_tokenizer: Any, codebook_size: int) -> AudioVocabulary:
         """Add the audio tokens to `tokenizer` (in place) and return the vocabulary.
 
         Idempotent: a tokenizer that already holds the tokens (e.g. one saved by
         `AudioLM.save_pretrained`) is checked, not extended again.
 
         Args:
-            tokenizer: any HF tokenizer (`PreTrainedTokenizerBase`).
+            text_tokenizer: any HF tokenizer (`PreTrainedTokenizerBase`).
             codebook_size: K.
 
         Raises:
@@ -140,12 +193,12 @@ class AudioVocabulary:
         from transformers import AddedToken
 
         strings = cls.token_strings(codebook_size)
-        vocab = tokenizer.get_vocab()
+        vocab = text_tokenizer.get_vocab()
         present = [s in vocab for s in strings]
         if not any(present):
             tokens = [AddedToken(s, special=True, normalized=False) for s in strings]
-            tokenizer.add_tokens(tokens, special_tokens=True)
-            vocab = tokenizer.get_vocab()
+            text_tokenizer.add_tokens(tokens, special_tokens=True)
+            vocab = text_tokenizer.get_vocab()
         elif not all(present):
             missing = [s for s, p in zip(strings, present, strict=True) if not p][:5]
             raise ValueError(f"tokenizer holds some audio tokens but not all (missing e.g. {missing})")
@@ -244,12 +297,12 @@ class AudioVocabulary:
 
     # ---- parsing ------------------------------------------------------------------------------
 
-    def parse(self, ids: Sequence[int] | torch.Tensor, tokenizer: Any = None) -> list[TextSegment | AudioSegment]:
+    def parse(self, ids: Sequence[int] | torch.Tensor, text_tokenizer: Any = None) -> list[TextSegment | AudioSegment]:
         """Split generated ids into text and audio segments (see the module docstring).
 
         Args:
-            ids: [L] generated token ids (1-D tensor or list).
-            tokenizer: optional HF tokenizer; when given, text segments are decoded
+            ids: [L] generated token ids (1-D tensor or list; anything else per rule 10).
+            text_tokenizer: optional HF tokenizer; when given, text segments are decoded
                 (special tokens such as `</s>` skipped).
 
         Returns:
@@ -270,8 +323,8 @@ class AudioVocabulary:
                 segments.append(AudioSegment(span.codes, opened=span.opened, closed=closed, dropped=span.dropped))
                 span = None
 
-        for token in _as_list(ids):
-            if token < 0 or token > self.eoa_id:  # rule 8
+        for token in _token_ids(ids):
+            if token < 0 or token > self.eoa_id:  # rule 8 (and rule 10: elements that are no ids)
                 if span is not None:
                     span.dropped += 1
                 continue
@@ -293,10 +346,10 @@ class AudioVocabulary:
                 text.append(token)
         flush_text()
         close_span(closed=False)  # rule 4
-        if tokenizer is not None:
+        if text_tokenizer is not None:
             for segment in segments:
                 if isinstance(segment, TextSegment):
-                    segment.text = tokenizer.decode(segment.ids, skip_special_tokens=True)
+                    segment.text = text_tokenizer.decode(segment.ids, skip_special_tokens=True)
         return segments
 
     def audio_codes(self, ids: Sequence[int] | torch.Tensor) -> list[list[int]]:

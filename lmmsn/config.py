@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,11 +48,16 @@ def _check_value(value: Any, annotation: Any, key: str, source: str | None) -> A
     if annotation is Any:
         return value
     if origin in (Union, types.UnionType):
+        errors = []
         for option in get_args(annotation):
             try:
                 return _check_value(value, option, key, source)
-            except ConfigError:
-                continue
+            except ConfigError as exc:
+                errors.append((option, exc))
+        for option, exc in errors:
+            # A mapping for an optional section: its own error (e.g. an unknown key inside) is the one to report.
+            if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
+                raise exc
         raise ConfigError(f"{_where(source, key)} = {value!r} matches none of {annotation}")
     if annotation is type(None):
         if value is None:
@@ -91,6 +97,9 @@ def _check_value(value: Any, annotation: Any, key: str, source: str | None) -> A
         }
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, float) and not math.isfinite(value):
+        # NaN passes every `x <= 0` check of a __post_init__; no config field means "infinite" by inf.
+        raise ConfigError(f"{_where(source, key)} must be a finite number, got {value!r}")
     if annotation is Path and isinstance(value, str):
         return Path(value)
     if annotation in (int, float, str, bool):

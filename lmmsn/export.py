@@ -62,31 +62,66 @@ def save_exported(
     return directory
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A small UTF-8 text file of an export; ExportError naming the file when it is missing, binary or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no {what} ({'a directory' if path.is_dir() else 'missing'})")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ExportError(f"{path}: not UTF-8 text (a binary or corrupted {what})") from None
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def read_yaml_document(path: str | Path) -> dict[str, Any]:
+    """An export's config.yaml as a mapping (ExportError naming the file otherwise)."""
+    try:
+        document = yaml.safe_load(read_text(path, CONFIG_FILE))
+    except yaml.YAMLError as exc:
+        raise ExportError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(document, dict):
+        raise ExportError(f"{path}: expected a YAML mapping with 'kind', got {type(document).__name__}")
+    return document
+
+
 def read_exported_config(directory: str | Path, kind: str) -> dict[str, Any]:
     """Check the directory's format version and kind; return its config (without `kind`)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ExportError(f"{directory}: not a directory (expected an exported {kind})")
+        what = "does not exist" if not directory.exists() else "not a directory"
+        raise ExportError(f"{directory}: {what} (expected an exported {kind})")
     version_path = directory / VERSION_FILE
     if not version_path.is_file():
         raise ExportError(f"{directory}: no '{VERSION_FILE}' file; not an exported LM-MSN model")
-    version = version_path.read_text(encoding="utf-8").strip()
+    version = read_text(version_path, VERSION_FILE).strip()
     if version != str(FORMAT_VERSION):
-        raise ExportError(
-            f"{directory}: format_version {version!r}; this LM-MSN reads version {FORMAT_VERSION}"
-        )
+        raise ExportError(f"{version_path}: format_version {version[:40]!r}; this LM-MSN reads version {FORMAT_VERSION}")
     config_path = directory / CONFIG_FILE
-    try:
-        document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ExportError(f"{config_path}: cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ExportError(f"{config_path}: not valid YAML: {exc}") from exc
-    if not isinstance(document, dict) or document.get("kind") != kind:
-        found = document.get("kind") if isinstance(document, dict) else None
-        raise ExportError(f"{config_path}: holds kind {found!r}, expected {kind!r}")
+    document = read_yaml_document(config_path)
+    if document.get("kind") != kind:
+        raise ExportError(f"{config_path}: holds kind {document.get('kind')!r}, expected {kind!r}")
     document.pop("kind")
     return document
+
+
+def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in a safetensors file, from its header (ExportError naming the file).
+
+    safetensors checks that the header's offsets cover the file exactly, so a truncated or
+    padded file fails here, before any model is built.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: missing weights file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except Exception as exc:  # SafetensorError (truncated, bad header), OSError
+        raise ExportError(f"{path}: not a readable safetensors file ({' '.join(str(exc).split())})") from exc
 
 
 def load_exported_weights(directory: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -99,4 +134,4 @@ def load_exported_weights(directory: str | Path, device: str | torch.device = "c
     try:
         return load_file(str(path), device=str(device))
     except Exception as exc:  # safetensors raises SafetensorError / OSError
-        raise ExportError(f"{path}: cannot read safetensors: {exc}") from exc
+        raise ExportError(f"{path}: not a readable safetensors file ({' '.join(str(exc).split())})") from exc

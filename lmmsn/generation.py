@@ -13,9 +13,24 @@ state of the sequence so far and masks the next-token scores:
 - outside a span: audio ids and `<eoa>` are forbidden; `<soa>` only when
   audio output is allowed.
 
-Decoding itself is transformers `generate` (KV cache, left-padded batches,
-greedy / temperature / top-p / top-k sampling) under `torch.inference_mode`;
-`sample` adds seeding that neither disturbs nor depends on the global RNG.
+`sample` decodes with one of two engines, under `torch.inference_mode` and
+with seeding that neither disturbs nor depends on the global RNG:
+
+- "lmmsn" (default), `decode`: our own loop over the model's forward with a
+  KV cache (transformers `StaticCache`, allocated once for prompt + new
+  tokens, or `DynamicCache`). It applies the same processors in the same
+  order as transformers `generate` and draws with the same `torch.multinomial`
+  call, so with the same seed it writes the same tokens (tested), but keeps
+  the span state incrementally (O(B) per step instead of O(B L)), computes
+  logits for the last position only and skips `generate`'s per-step
+  bookkeeping. It also does classifier-free guidance on audio spans
+  (MusicGen, Copet et al. 2023, Sec. 2.4): conditional and unconditional
+  prompts run as one batch of 2B rows, and inside an audio span the scores are
+  cond + (s - 1)(cond - uncond), s = `SamplingConfig.guidance_scale`; both
+  rows of a pair then receive the drawn token. s = 1 gives exactly the
+  conditional scores.
+- "transformers": `model.generate` (beam search and every other option of
+  transformers, no guidance).
 
 Dimensions: B batch, L sequence length so far, V vocabulary size.
 """
@@ -26,9 +41,16 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +151,24 @@ class AudioSpanLogitsProcessor(LogitsProcessor):
         return inside, count
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        inside, count = self.span_state(input_ids)
+        return self.mask(scores, inside, count)
+
+    def advance(self, tokens: torch.Tensor, inside: torch.Tensor, count: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The span state after appending `tokens` [B] (what `span_state` gives one token later)."""
+        c = self.constraint
+        self._on(tokens.device)
+        is_soa, is_eoa = tokens == c.soa_id, tokens == c.eoa_id
+        count = torch.where(is_soa, 0, count + (inside & self._is_audio[tokens.clamp(0, self.vocab_size - 1)]))
+        inside = (inside | is_soa) & ~is_eoa
+        return inside, count
+
+    def mask(self, scores: torch.Tensor, inside: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """Scores [B, V] with the tokens the span state (inside [B], count [B]) forbids at -inf."""
         c = self.constraint
         V = scores.shape[-1]
-        inside, count = self.span_state(input_ids)
+        self._on(scores.device)
         allowed = torch.where(inside[:, None], self._inside[:V], self._outside[:V])  # [B, V]
         if c.max_tokens is not None:
             full = inside & (count >= c.max_tokens)  # [B]: only <eoa> may follow
@@ -167,6 +204,8 @@ class SamplingConfig:
     """Sample among the k most likely tokens (None or 0: off)."""
     repetition_penalty: float | None = None
     """transformers' repetition penalty (None: off)."""
+    guidance_scale: float = 1.0
+    """Classifier-free guidance scale s on audio spans (1: off; needs unconditional prompts)."""
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.temperature) or self.temperature < 0:
@@ -175,6 +214,21 @@ class SamplingConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k is not None and self.top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not math.isfinite(self.guidance_scale) or self.guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
+
+    def warpers(self) -> list[LogitsProcessor]:
+        """The sampling warpers `generate` appends after the other processors, in its order."""
+        if self.temperature == 0:
+            return []
+        out: list[LogitsProcessor] = []
+        if self.temperature != 1.0:
+            out.append(TemperatureLogitsWarper(self.temperature))
+        if self.top_k:
+            out.append(TopKLogitsWarper(top_k=self.top_k, min_tokens_to_keep=1))
+        if self.top_p is not None and self.top_p < 1.0:
+            out.append(TopPLogitsWarper(top_p=self.top_p, min_tokens_to_keep=1))
+        return out
 
     def generate_kwargs(self) -> dict:
         """Keyword arguments for `model.generate` (explicit, so model defaults never leak in)."""
@@ -203,8 +257,11 @@ def sample(
     seed: int | None = None,
     progress: bool = False,
     cache_implementation: str | None = None,
+    engine: Literal["lmmsn", "transformers"] = "lmmsn",
+    unconditional_ids: torch.LongTensor | None = None,
+    unconditional_mask: torch.Tensor | None = None,
 ) -> torch.LongTensor:
-    """Generate continuations of a left-padded batch with `model.generate`.
+    """Generate continuations of a left-padded batch (engines: see the module docstring).
 
     Args:
         model: a transformers causal LM (or a peft model around one).
@@ -219,12 +276,37 @@ def sample(
         seed: seeds sampling for this call only (None: from the global RNG);
             same seed, device and batch size -> same tokens.
         progress: show a tqdm bar over generated tokens.
-        cache_implementation: passed to `generate` (e.g. "static" on GPU).
+        cache_implementation: KV cache: "static" (allocated once) or None / "dynamic";
+            the "transformers" engine passes any of its kinds on to `generate`.
+        engine: "lmmsn" (`decode`) or "transformers" (`model.generate`).
+        unconditional_ids, unconditional_mask: [B, L_u] left-padded prompts of the
+            unconditional rows of classifier-free guidance (needed when
+            `sampling.guidance_scale` != 1; engine "lmmsn" only).
 
     Returns:
         [B, L'] new token ids only (prompt removed), padded with `pad_token_id`.
     """
     from tqdm.auto import tqdm
+
+    guided = sampling.guidance_scale != 1.0
+    if engine == "lmmsn":
+        bar = tqdm(total=max_new_tokens, desc="tokens", unit="tok", disable=not progress, leave=False)
+        devices = [input_ids.device] if input_ids.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices, enabled=seed is not None), torch.inference_mode():
+                if seed is not None:
+                    torch.manual_seed(seed)
+                return decode(model, input_ids, attention_mask, max_new_tokens=max_new_tokens, sampling=sampling,
+                              constraint=constraint, vocab_size=vocab_size, eos_token_id=eos_token_id,
+                              pad_token_id=pad_token_id, static_cache=cache_implementation == "static",
+                              unconditional_ids=unconditional_ids, unconditional_mask=unconditional_mask,
+                              on_token=bar.update)
+        finally:
+            bar.close()
+    if engine != "transformers":
+        raise ValueError(f"engine must be 'lmmsn' or 'transformers', got {engine!r}")
+    if guided:
+        raise ValueError("classifier-free guidance (guidance_scale != 1) needs engine='lmmsn'")
 
     processors = LogitsProcessorList()
     if constraint is not None:
@@ -253,3 +335,137 @@ def sample(
     finally:
         bar.close()
     return out[:, input_ids.shape[1] :]
+
+
+# ---- our decoding loop ---------------------------------------------------------------------------
+
+
+def _left_pad_together(a: torch.Tensor, mask_a: torch.Tensor, b: torch.Tensor, mask_b: torch.Tensor,
+                       pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack two left-padded batches [B, La], [B, Lb] into one [2B, max(La, Lb)] batch."""
+    length = max(a.shape[1], b.shape[1])
+
+    def grow(x: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (length - x.shape[1], 0), value=value)
+
+    return torch.cat([grow(a, pad), grow(b, pad)]), torch.cat([grow(mask_a, 0), grow(mask_b, 0)])
+
+
+def _make_cache(model, max_len: int, static: bool):
+    from transformers import DynamicCache, StaticCache
+
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if not static:
+        return DynamicCache(config=config)
+    return StaticCache(config=config, max_cache_len=max_len)
+
+
+def decode(
+    model,
+    input_ids: torch.LongTensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    sampling: SamplingConfig,
+    constraint: AudioSpanConstraint | None,
+    vocab_size: int,
+    eos_token_id: int | list[int] | None,
+    pad_token_id: int,
+    static_cache: bool = True,
+    unconditional_ids: torch.LongTensor | None = None,
+    unconditional_mask: torch.Tensor | None = None,
+    on_token=None,
+) -> torch.LongTensor:
+    """Our KV-cached sampling loop (the "lmmsn" engine of `sample`; no seeding or grad mode of its own).
+
+    Per step, as transformers `generate` does for greedy / multinomial sampling: float32 scores
+    of the last position, repetition penalty, the audio-span mask, temperature, top-k, top-p,
+    softmax, `torch.multinomial(probs, 1)` (or argmax), padding of finished rows; a row
+    finishes at an eos id, all stop when every row has.
+
+    Args:
+        model, input_ids, attention_mask, max_new_tokens, sampling, constraint, vocab_size,
+        eos_token_id, pad_token_id: as in `sample`.
+        static_cache: a `StaticCache` sized for prompt + new tokens (else `DynamicCache`).
+        unconditional_ids, unconditional_mask: [B, L_u] prompts of the guidance rows.
+        on_token: called once per decoding step (progress).
+
+    Returns:
+        [B, L'] new token ids, padded with `pad_token_id` after a row's eos.
+    """
+    scale = sampling.guidance_scale
+    batch = input_ids.shape[0]
+    device = input_ids.device
+    if scale != 1.0:
+        if unconditional_ids is None:
+            raise ValueError("guidance_scale != 1 needs unconditional_ids (the unconditional prompts)")
+        if unconditional_ids.shape[0] != batch:
+            raise ValueError(f"{unconditional_ids.shape[0]} unconditional prompts for {batch} prompts")
+        if unconditional_mask is None:
+            unconditional_mask = torch.ones_like(unconditional_ids)
+        ids, mask = _left_pad_together(input_ids, attention_mask, unconditional_ids.to(device),
+                                       unconditional_mask.to(device), pad_token_id)
+    else:
+        ids, mask = input_ids, attention_mask
+    rows, prompt_len = ids.shape
+    total = prompt_len + max_new_tokens
+    full_mask = torch.zeros(rows, total, dtype=mask.dtype, device=device)  # [2B or B, L + new]
+    full_mask[:, :prompt_len] = mask
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # [R, L]: left padding shifts positions
+    next_position = positions[:, -1] + 1  # [R]
+    cache = _make_cache(model, total, static_cache)
+    processor = AudioSpanLogitsProcessor(constraint, vocab_size) if constraint is not None else None
+    penalty = (RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty)
+               if sampling.repetition_penalty not in (None, 1.0) else None)
+    warpers = sampling.warpers()
+    eos = torch.tensor([] if eos_token_id is None else
+                       [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id), device=device)
+    if processor is not None:
+        inside, count = processor.span_state(input_ids)  # [B] each, from the conditional prompts
+    seen = input_ids  # [B, L + t]: what the repetition penalty reads (generate's input_ids)
+    out = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    unfinished = torch.ones(batch, dtype=torch.bool, device=device)
+    step_ids, step_pos = ids, positions
+    for t in range(max_new_tokens):
+        length = prompt_len + t
+        cache_position = torch.arange(length - step_ids.shape[1], length, device=device)
+        logits = model(input_ids=step_ids, attention_mask=full_mask[:, :length], position_ids=step_pos,
+                       past_key_values=cache, cache_position=cache_position, use_cache=True,
+                       logits_to_keep=1).logits[:, -1, :].to(copy=True, dtype=torch.float32)  # [R, V]
+        scores = logits[:batch]
+        if scale != 1.0:
+            cond, uncond = logits[:batch], logits[batch:]
+            guided = cond + (scale - 1.0) * (cond - uncond)
+            scores = torch.where(inside[:, None], guided, cond) if processor is not None else guided
+        if penalty is not None:
+            scores = penalty(seen, scores)
+        if processor is not None:
+            scores = processor.mask(scores, inside, count)
+        for warper in warpers:
+            scores = warper(seen, scores)
+        if sampling.temperature == 0:
+            token = scores.argmax(dim=-1)  # [B]
+        else:
+            token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)  # [B]
+        token = torch.where(unfinished, token, pad_token_id)
+        out[:, t] = token
+        if on_token is not None:
+            on_token(1)
+        if eos.numel():
+            unfinished &= ~torch.isin(token, eos)
+        if not bool(unfinished.any()):
+            return out[:, : t + 1]
+        if processor is not None:
+            inside, count = processor.advance(token, inside, count)
+        if penalty is not None or warpers:
+            seen = torch.cat([seen, token[:, None]], dim=1)
+        step_ids = token[:, None].repeat(rows // batch, 1)  # [R, 1]: each pair gets the drawn token
+        step_pos = next_position[:, None] + t  # [R, 1]
+        full_mask[:, length] = 1
+    return out
+
+
+__all__ = [
+    "AudioSpanConstraint", "AudioSpanLogitsProcessor", "ProgressProcessor", "SamplingConfig",
+    "audio_token_budget", "decode", "sample",
+]

@@ -3,6 +3,8 @@
 Each sample is "<caption> <soa>codes<eoa>" or "<soa>codes<eoa> <caption>" (order
 drawn at random per sample, `data.batch.audio_first_prob`); loss = CE with 10x
 weight on audio-token targets + z-loss; only LoRA and the new embedding rows train.
+Caption-less samples (e.g. OpenAQA clips without a caption-task answer) are skipped
+with a warning naming shard and key, within `data.bad_samples`.
 
 Tiny CPU run (writes a tiny random LLaMA and fixture shards under runs/; seconds):
 
@@ -11,19 +13,20 @@ Tiny CPU run (writes a tiny random LLaMA and fixture shards under runs/; seconds
 Paper setting (Vicuna-7B v1.5 at a local path, codes shards from data_prep):
 
     torchrun --nproc_per_node=4 recipes/pretrain_llm.py --config recipes/configs/llm/paper_pretrain.yaml \
-        model.base_model=/models/vicuna-7b-v1.5 data.train_shards=/data/codes/pretrain
+        model.base_model=/models/vicuna-7b-v1.5 \
+        data.train_shards='/data/codes/openaqa/*.tar::/data/codes/wavcaps/*.tar::/data/codes/fma/*.tar'
 
-`trainer.resume=last` continues from <output_dir>/checkpoints/last.ckpt; the
-result is exported to <output_dir>/export (`AudioLM.from_pretrained`),
-`trainer.merge=true` adds a standalone merged model. Logic: `lmmsn.training.llm_module`.
+A rerun with the same output_dir continues from its checkpoints/last.ckpt
+(`resume=null` starts over); the result is exported to <output_dir>/export
+(`AudioLM.from_pretrained`), `merge=true` adds a standalone merged model.
+Logic: `lmmsn.training.llm_module`, on `lmmsn.training.common`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from lmmsn.training.llm_module import run_recipe
+from lmmsn.training.llm_module import recipe
 
 if __name__ == "__main__":
-    result = run_recipe(sys.argv[1:], "pretrain")
-    print(f"export: {result['export']}")
+    sys.exit(recipe(sys.argv[1:], "pretrain", __doc__))

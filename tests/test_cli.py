@@ -57,7 +57,7 @@ def test_commands_in_process(exported, clip, tmp_path, capsys):
     assert len(printed[str(clip)]["codes"]) == 12 and printed[str(clip)]["codebook_size"] == 32
     # A tokenizer export works as well as a pipeline directory. (Codes are not compared: the tiny
     # VAE has no checkpoint, so each load builds it with fresh random weights.)
-    assert main(["tokenize", str(clip), "-c", str(exported / "tokenizer"), "-o", str(tmp_path / "c.json")]) == 0
+    assert main(["tokenize", str(clip), "-c", str(exported / "audio_tokenizer"), "-o", str(tmp_path / "c.json")]) == 0
     assert len(json.loads((tmp_path / "c.json").read_text())[str(clip)]["codes"]) == 12
 
     assert main(["reconstruct", str(clip), "-o", str(tmp_path / "rec.wav"), "-c", str(exported), "--seed", "0"]) == 0
@@ -72,6 +72,29 @@ def test_commands_in_process(exported, clip, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["generate", "x", "-o", str(tmp_path / "x.mp3"), "-c", str(exported)]) == 2
     assert "cannot write '.mp3'" in capsys.readouterr().err
+
+
+def test_generate_passes_the_guidance_scale(exported, tmp_path, capsys, monkeypatch):
+    from lmmsn.pipeline import Pipeline
+
+    seen = []
+    real = Pipeline.generate
+
+    def spy(self, prompt, **kwargs):
+        seen.append(kwargs["guidance_scale"])
+        return real(self, prompt, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "generate", spy)
+    out = tmp_path / "g.wav"
+    base = ["generate", "dog", "-o", str(out), "--seconds", "0.05", "--seed", "0", "-c", str(exported)]
+    assert main([*base, "--guidance-scale", "3"]) == 0 and out.is_file()
+    assert main(base) == 0
+    assert seen == [3.0, 1.0]  # default 1: no guidance
+    capsys.readouterr()
+    for bad in ("-1", "nan", "x"):
+        assert main([*base, "--guidance-scale", bad]) == 2
+        assert "--guidance-scale: must be a finite number >= 0" in capsys.readouterr().err
+    assert len(seen) == 2
 
 
 @pytest.mark.slow  # several fresh interpreters importing torch + transformers: ~6 min on 2 cores
@@ -90,8 +113,8 @@ def test_installed_console_script(exported, clip, tmp_path):
     done = subprocess.run([exe, "info", str(exported), "--json"], capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
-    assert info["kind"] == "pipeline" and info["components"]["tokenizer"]["kind"] == "audio_tokenizer"
-    assert info["components"]["tokenizer"]["parameters"]["model.safetensors"] > 0
+    assert info["kind"] == "pipeline" and info["components"]["audio_tokenizer"]["kind"] == "audio_tokenizer"
+    assert info["components"]["audio_tokenizer"]["parameters"]["model.safetensors"] > 0
     env.pop("LMMSN_CHECKPOINT")
     done = subprocess.run([exe, "caption", str(clip)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 2 and "Searched, in order" in done.stderr and "Traceback" not in done.stderr

@@ -72,6 +72,9 @@ def test_unknown_override_is_an_error():
         ("lr=true", "must be float"),
         ("lr=-1", "lr must be positive"),
         ("noequals", "key=value"),
+        # NaN slips through every `lr <= 0` check; inf is never a meaningful setting (issue 14).
+        ("lr=.nan", "'lr' must be a finite number, got nan"),
+        ("lr=.inf", "'lr' must be a finite number, got inf"),
     ],
 )
 def test_bad_values_are_rejected(override, fragment):
@@ -83,3 +86,24 @@ def test_save_then_load_round_trips(tmp_path):
     cfg = load_config(Outer, None, ["inner.dim=3", "sizes=[7]", "name=x"])
     save_config(cfg, tmp_path / "out.yaml")
     assert load_config(Outer, tmp_path / "out.yaml") == cfg
+
+
+def test_a_nan_in_a_yaml_file_names_the_file_and_key(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("inner:\n  dim: 3\nlr: .nan\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml: 'lr' must be a finite number"):
+        load_config(Outer, path)
+
+
+@dataclass
+class WithOptionalSection:
+    inner: Inner | None = None
+    "An optional sub-config."
+
+
+def test_an_unknown_key_inside_an_optional_section_is_named():
+    """`inner: Inner | None` given a mapping reports the mapping's own error, not 'matches none of ...'."""
+    with pytest.raises(ConfigError, match=r"'inner\.dimm' is not a field of Inner.*did you mean inner\.dim"):
+        load_config(WithOptionalSection, None, ["inner.dimm=3"])
+    assert load_config(WithOptionalSection, None, ["inner.dim=3"]).inner == Inner(dim=3)
+    assert load_config(WithOptionalSection, None, ["inner=null"]).inner is None

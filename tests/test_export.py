@@ -20,12 +20,15 @@ def test_wrong_kind_version_and_missing_dir(tmp_path):
     (tmp_path / "m" / "format_version").write_text("999\n")
     with pytest.raises(ExportError, match="format_version '999'"):
         read_exported_config(tmp_path / "m", "thing")
-    with pytest.raises(ExportError, match="not a directory"):
+    with pytest.raises(ExportError, match="nothing: does not exist"):
         read_exported_config(tmp_path / "nothing", "thing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match="file: not a directory"):
+        read_exported_config(tmp_path / "file", "thing")
 
 
 def test_pickle_is_never_loaded(tmp_path):
     save_exported(tmp_path / "m", "thing", {}, {"w": torch.zeros(1)})
     torch.save({"w": torch.zeros(1)}, tmp_path / "m" / "model.safetensors")  # a pickle in disguise
-    with pytest.raises(ExportError, match="cannot read safetensors"):
+    with pytest.raises(ExportError, match="model.safetensors: not a readable safetensors file"):
         load_exported_weights(tmp_path / "m")

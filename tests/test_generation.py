@@ -188,3 +188,92 @@ def test_batched_greedy_equals_per_prompt(llama):
         single = run(llama, [r], seed=0, max_new=9, temperature=0, eos=EOA, max_tokens=8)
         n = single.shape[1]
         assert batched[i, :n].tolist() == single[0].tolist()
+
+
+# ---- our decoding loop ("lmmsn" engine) and classifier-free guidance ------------------------------
+
+
+def run_engine(model, rows, *, engine, cache=None, sampling=None, seed=0, max_new=10, eos=EOS, uncond=None, **kw):
+    ids, mask = left_pad(rows)
+    extra = {}
+    if uncond is not None:
+        extra["unconditional_ids"], extra["unconditional_mask"] = left_pad(uncond)
+    return sample(model, ids, mask, max_new_tokens=max_new, sampling=sampling or SamplingConfig(),
+                  constraint=constraint(**kw), vocab_size=V, eos_token_id=eos, pad_token_id=PAD, seed=seed,
+                  cache_implementation=cache, engine=engine, **extra)
+
+
+@pytest.mark.parametrize("cache", [None, "static"])
+@pytest.mark.parametrize("sampling", [
+    SamplingConfig(temperature=0),
+    SamplingConfig(temperature=1.3),
+    SamplingConfig(temperature=0.8, top_k=20, top_p=0.9, repetition_penalty=1.3),
+])
+def test_our_loop_writes_the_same_tokens_as_transformers_generate(llama, cache, sampling):
+    """Same seed, same left-padded batch, same processors: token-identical to `model.generate`."""
+    rows = [[BOS, 9, SOA], [BOS, 4, 5, 6, 7, 8], [BOS, 10, 11, SOA, 40]]
+    for seed in range(3):
+        theirs = run_engine(llama, rows, engine="transformers", cache=cache, sampling=sampling, seed=seed,
+                            max_new=14, max_tokens=6, min_tokens=2)
+        ours = run_engine(llama, rows, engine="lmmsn", cache=cache, sampling=sampling, seed=seed,
+                          max_new=14, max_tokens=6, min_tokens=2)
+        assert ours.tolist() == theirs.tolist(), f"seed {seed}"
+
+
+def test_our_loop_stops_like_generate_when_every_row_ended(llama):
+    rows = [[BOS, 9, SOA], [BOS, 4, 5, SOA]]
+    ours = run_engine(llama, rows, engine="lmmsn", max_new=20, eos=EOA, max_tokens=3, min_tokens=1)
+    theirs = run_engine(llama, rows, engine="transformers", max_new=20, eos=EOA, max_tokens=3, min_tokens=1)
+    assert ours.shape[1] <= 4 and ours.tolist() == theirs.tolist()
+    assert all(EOA in row for row in ours.tolist())
+
+
+def test_guidance_scale_one_equals_plain_sampling(llama):
+    rows, uncond = [[BOS, 9, 12, 13, SOA], [BOS, 4, 5, SOA]], [[BOS, SOA], [BOS, SOA]]
+    for seed in range(3):
+        plain = run_engine(llama, rows, engine="lmmsn", seed=seed, max_tokens=8)
+        guided = run_engine(llama, rows, engine="lmmsn", seed=seed, max_tokens=8, uncond=uncond,
+                            sampling=SamplingConfig(guidance_scale=1.0))
+        assert guided.tolist() == plain.tolist()
+
+
+def test_guidance_follows_its_formula_inside_spans(llama):
+    """Greedy, scale 3: each audio token is argmax of cond + 2 (cond - uncond) over the allowed ids."""
+    prompt, uncond, scale = [BOS, 9, 12, 13, SOA], [BOS, SOA], 3.0
+    new = run_engine(llama, [prompt], engine="lmmsn", uncond=[uncond], max_new=6, eos=EOA, max_tokens=5,
+                     sampling=SamplingConfig(temperature=0, guidance_scale=scale)).tolist()[0]
+    plain = run_engine(llama, [prompt], engine="lmmsn", max_new=6, eos=EOA, max_tokens=5,
+                       sampling=SamplingConfig(temperature=0)).tolist()[0]
+    proc = AudioSpanLogitsProcessor(constraint(max_tokens=5), V)
+    cond_seq, uncond_seq, expected = torch.tensor([prompt]), torch.tensor([uncond]), []
+    with torch.inference_mode():
+        for _ in range(len(new)):
+            cond = llama(cond_seq).logits[:, -1]
+            unc = llama(uncond_seq).logits[:, -1]
+            token = proc(cond_seq, cond + (scale - 1) * (cond - unc)).argmax(-1, keepdim=True)
+            expected.append(int(token))
+            cond_seq, uncond_seq = torch.cat([cond_seq, token], 1), torch.cat([uncond_seq, token], 1)
+    assert new == expected
+    assert new != plain  # guidance changed the span on this model
+
+
+def test_guidance_needs_unconditional_prompts(llama):
+    with pytest.raises(ValueError, match="unconditional"):
+        run_engine(llama, [[BOS, 9, SOA]], engine="lmmsn", sampling=SamplingConfig(guidance_scale=2.0))
+    with pytest.raises(ValueError, match="engine='lmmsn'"):
+        run_engine(llama, [[BOS, 9, SOA]], engine="transformers", uncond=[[BOS, SOA]],
+                   sampling=SamplingConfig(guidance_scale=2.0))
+
+
+def test_incremental_span_state_equals_recomputed_state():
+    proc = AudioSpanLogitsProcessor(constraint(max_tokens=9), V)
+    g = torch.Generator().manual_seed(0)
+    seq = torch.tensor([[BOS, 5], [BOS, SOA], [SOA, 40], [PAD, BOS]])
+    inside, count = proc.span_state(seq)
+    for _ in range(40):
+        token = torch.tensor([SOA, EOA, 40, 7])[torch.randint(0, 4, (4,), generator=g)]
+        inside, count = proc.advance(token, inside, count)
+        seq = torch.cat([seq, token[:, None]], 1)
+        ref_inside, ref_count = proc.span_state(seq)
+        assert inside.tolist() == ref_inside.tolist()
+        assert count[inside].tolist() == ref_count[inside].tolist()

@@ -23,8 +23,8 @@ FRAME = 128  # samples per token of the tiny VAE (16 kHz, 125 tokens/s)
 
 
 def build_tiny_pipeline(directory: Path) -> Path:
-    """Tiny random tokenizer (codebook 32) + tiny random Llama with LoRA, exported to `directory`."""
-    from lmmsn.llm.model import AudioLM, LoraSettings
+    """Tiny random audio tokenizer (codebook 32) + tiny random Llama with LoRA, exported to `directory`."""
+    from lmmsn.llm.model import AudioLM, LoraConfig
     from lmmsn.llm.tiny import write_tiny_base
     from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
 
@@ -32,7 +32,7 @@ def build_tiny_pipeline(directory: Path) -> Path:
         torch.manual_seed(0)
         tok = build_tokenizer(tokenizer_config("tiny"))
         lm = AudioLM.from_base(write_tiny_base(directory / "base"), codebook_size=tok.codebook_size,
-                               lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+                               lora=LoraConfig(r=4, alpha=8, dropout=0.0))
     return Pipeline(tok, lm).save_pretrained(directory / "pipe")
 
 
@@ -55,10 +55,35 @@ def test_export_layout_and_lazy_import(exported, pipe):
     with pytest.raises(AttributeError):
         lmmsn.no_such_name  # noqa: B018
     names = {p.name for p in exported.iterdir()}
-    assert {"config.yaml", "format_version", "tokenizer", "llm"} <= names
-    assert (exported / "tokenizer" / "model.safetensors").is_file()
+    assert {"config.yaml", "format_version", "audio_tokenizer", "llm"} <= names and "tokenizer" not in names
+    assert (exported / "audio_tokenizer" / "model.safetensors").is_file()
     assert (exported / "llm" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (exported / "llm" / "text_tokenizer" / "tokenizer.json").is_file()
     assert pipe.device.type == "cpu" and next(pipe.lm.model.parameters()).dtype == torch.float32
+    assert pipe.audio_tokenizer.codebook_size == 32 and pipe.lm.text_tokenizer.padding_side == "left"
+
+
+def test_pipelines_exported_before_the_rename_still_load(exported, pipe, tmp_path):
+    """Old layout: `tokenizer: tokenizer` + `tokenizer/` for the audio tokenizer, `llm/tokenizer/` for the text one."""
+    import shutil
+
+    import yaml
+
+    from lmmsn.pipeline import load_audio_tokenizer
+
+    old = tmp_path / "old"
+    shutil.copytree(exported, old)
+    (old / "audio_tokenizer").rename(old / "tokenizer")
+    (old / "llm" / "text_tokenizer").rename(old / "llm" / "tokenizer")
+    document = yaml.safe_load((old / "config.yaml").read_text())
+    document = {"tokenizer": "tokenizer", **{k: v for k, v in document.items() if k != "audio_tokenizer"}}
+    (old / "config.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    loaded = Pipeline.from_pretrained(old, device="cpu")
+    codes = torch.tensor([[3, 1, 4]])
+    torch.testing.assert_close(loaded.audio_tokenizer.quantizer.embed, pipe.audio_tokenizer.quantizer.embed)
+    assert loaded.lm.text_tokenizer("a dog").input_ids == pipe.lm.text_tokenizer("a dog").input_ids
+    assert loaded.vocabulary.audio_span_ids(codes[0].tolist()) == pipe.vocabulary.audio_span_ids(codes[0].tolist())
+    assert load_audio_tokenizer(old, device="cpu").codebook_size == 32
 
 
 def test_generate_end_to_end_and_save(pipe, tmp_path):
@@ -93,6 +118,74 @@ def test_same_seed_same_audio(pipe):
     for x, y in zip(a, b, strict=True):
         assert torch.equal(x.codes, y.codes) and torch.equal(x.waveform, y.waveform)
     assert any(not torch.equal(x.waveform, z.waveform) for x, z in zip(a, c, strict=True))
+
+
+def _spy_sample(monkeypatch) -> list[dict]:
+    """Record the keyword arguments of every `sample` call the pipeline makes."""
+    import lmmsn.pipeline as module
+
+    calls: list[dict] = []
+    real = module.sample
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "sample", spy)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def guided_pipe(exported) -> Pipeline:
+    """The tiny pipeline with distinct new head rows: the exported ones are all near the mean of
+    the text rows (mean resizing), so the audio logits barely depend on the prompt and guidance
+    would change no token."""
+    import lmmsn
+
+    pipe = lmmsn.load(str(exported), device="cpu")
+    adapter = pipe.lm.model.get_base_model().get_output_embeddings().token_adapter
+    with torch.no_grad():
+        adapter.trainable_tokens_delta[adapter.active_adapters[0]].normal_(generator=torch.Generator().manual_seed(0))
+    return pipe
+
+
+def test_guidance_scale_one_is_plain_generation(guided_pipe, monkeypatch):
+    calls = _spy_sample(monkeypatch)
+    plain = guided_pipe.generate(["a dog", "rain on a roof"], seconds=0.08, seed=5)
+    ones = guided_pipe.generate(["a dog", "rain on a roof"], seconds=0.08, seed=5, guidance_scale=1.0)
+    for x, y in zip(plain, ones, strict=True):
+        assert torch.equal(x.codes, y.codes)
+    assert all(call.get("unconditional_ids") is None for call in calls)  # s = 1 runs no unconditional rows
+
+
+def test_guidance_scale_runs_the_empty_caption_prompt_and_changes_the_tokens(guided_pipe, monkeypatch):
+    pipe, prompts = guided_pipe, ["a dog", "rain on a roof"]
+    calls = _spy_sample(monkeypatch)
+    plain = pipe.generate(prompts, seconds=0.08, seed=5)
+    guided = pipe.generate(prompts, seconds=0.08, seed=5, guidance_scale=4.0)
+    assert any(not torch.equal(x.codes, y.codes) for x, y in zip(plain, guided, strict=True))
+    call = calls[-1]
+    assert call["sampling"].guidance_scale == 4.0
+    uncond, _ = pipe._batch([pipe.generation_prompt("")])  # the same template with an empty caption
+    assert pipe.generation_prompt("") != pipe.generation_prompt("a dog")
+    assert call["unconditional_ids"].shape[0] == len(prompts)
+    for row, keep in zip(call["unconditional_ids"], call["unconditional_mask"], strict=True):
+        assert torch.equal(row[keep.bool()], uncond[0])
+    # Greedy: the first code is the argmax of cond + (s - 1)(cond - uncond) over the audio ids.
+    first = [clip.codes[0].item() for clip in pipe.generate(prompts, seconds=0.08, temperature=0.0,
+                                                            guidance_scale=4.0)]
+    audio = pipe.vocabulary.audio_ids
+    with torch.inference_mode():
+        ids, mask = pipe._batch([pipe.generation_prompt(p) for p in prompts])
+        cond = pipe.lm.model(input_ids=ids, attention_mask=mask).logits[:, -1, audio.start : audio.stop]
+        free = pipe.lm.model(input_ids=uncond).logits[:, -1, audio.start : audio.stop]
+    assert first == (cond + 3.0 * (cond - free)).argmax(-1).tolist()
+
+
+@pytest.mark.parametrize("scale", [-0.5, float("nan"), float("inf"), "2", True])
+def test_bad_guidance_scale_is_one_clear_error(pipe, scale):
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number >= 0"):
+        pipe.generate("x", seconds=0.03, seed=0, guidance_scale=scale)
 
 
 def test_batched_equals_per_prompt_greedy(pipe):
@@ -135,6 +228,40 @@ def test_caption_paths_tensors_and_lists(pipe, tmp_path):
     assert isinstance(pipe.caption(sine(0.1, 8000), sample_rate=8000, max_new_tokens=3), str)
 
 
+def test_inference_prompts_are_prefixes_of_the_fine_tuning_renders(pipe):
+    """One prompt module: `generate`'s prompt for "dog barking" is, token for token, the start of the
+    fine-tuning example of a generation conversation with that caption; `caption`'s likewise."""
+    from lmmsn.data.format import Sample
+    from lmmsn.llm.data import instruction_example
+
+    tokenizer, codes = pipe.lm.text_tokenizer, torch.tensor([3, 1, 4, 1, 5])
+    for caption, fraction, prompt in [("dog barking", 1.0, pipe.generation_prompt("dog barking")),
+                                      ("A dog barks.", 0.0, pipe.caption_prompt(codes))]:
+        sample = Sample("k", {"captions": [caption]}, codes=codes)
+        example = instruction_example(sample, tokenizer, pipe.vocabulary, generation_fraction=fraction)
+        prompt_ids = tokenizer(prompt).input_ids
+        n = len(prompt_ids)
+        assert example.input_ids[:n].tolist() == prompt_ids
+        assert (example.labels[n:] == example.input_ids[n:]).all()  # what the model writes next is trained
+    assert prompt_ids[-1] != pipe.vocabulary.soa_id
+    assert tokenizer(pipe.generation_prompt("dog barking")).input_ids[-1] == pipe.vocabulary.soa_id
+
+
+def test_input_is_cut_to_the_training_segment(pipe, monkeypatch):
+    """caption / encode see at most config.input_seconds (default 10 s, the training segment) of a file."""
+    assert pipe.config.input_seconds == 10.0
+    long = sine(11.0, 16000, channels=2)
+    first = pipe.encode(long[:, : 10 * 16000])[0]
+    assert torch.equal(pipe.encode(long)[0], first)  # 1250 tokens, not 1375
+    whole = pipe.encode(long, max_seconds=float("inf"))[0]
+    windows = pipe.encode(long, windowed=True)[0]
+    assert whole.numel() == windows.numel() == 1375 and torch.equal(windows[: first.numel()], first)
+    assert pipe.encode(long, max_seconds=0.5)[0].numel() == 62  # floor(8000 samples / 128)
+    monkeypatch.setattr(pipe.config, "input_seconds", 0.2)
+    prompt = pipe.caption_prompt(pipe.encode(long)[0])
+    assert prompt.count("<a_") == 25
+
+
 def test_chat_audio_in_and_out(pipe):
     clip = pipe.generate("dog", seconds=0.05, seed=0)
     messages = [{"role": "user", "content": "What is this?", "audio": clip}]
@@ -144,6 +271,21 @@ def test_chat_audio_in_and_out(pipe):
     assert all(1 <= a.codes.numel() <= 6 for a in result.audio)
     follow = [*messages, result.message, {"role": "user", "content": "And now?"}]
     assert isinstance(pipe.chat(follow, max_new_tokens=4, seed=0).text, str)
+
+
+def test_chat_history_ends_replies_with_the_bases_eos(pipe):
+    """Earlier assistant turns end with the base's eos as fine-tuning rendered them (Gemma: '<eos>')."""
+    tok = pipe.lm.text_tokenizer
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+               {"role": "user", "content": "More?"}]
+    assert "Hello</s>USER: More?" in pipe._chat(history)
+    old = tok.eos_token
+    try:
+        tok.eos_token = "<unk>"  # stands in for a base whose eos is not '</s>'
+        prompt = pipe._chat(history)
+    finally:
+        tok.eos_token = old
+    assert "Hello<unk>USER: More?" in prompt and "</s>" not in prompt
 
 
 @pytest.mark.parametrize(
@@ -184,7 +326,7 @@ def test_non_pipeline_directory_is_rejected_by_kind(exported, monkeypatch):
     monkeypatch.setenv(ENV_CHECKPOINT, str(exported))
     assert resolve_checkpoint() == exported
     with pytest.raises(ExportError, match="expected 'pipeline'"):
-        resolve_checkpoint(exported / "tokenizer")
+        resolve_checkpoint(exported / "audio_tokenizer")
 
 
 def test_module_functions_use_the_default_pipeline(pipe):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lmmsn.blocks import TransformerBlock, check_block_sizes, modulate
+from lmmsn.tokenizer.blocks import TransformerBlock, check_block_sizes, modulate
 
 
 @dataclass

@@ -12,6 +12,23 @@ integrates dx/dt = v(x, t) from t = 0 (noise scaled by a temperature) to
 t = 1 with `torchdiffeq.odeint` (`sample`). This module holds only the math;
 the network that estimates v is `lmmsn.tokenizer.decoder`.
 
+The network estimates the velocity directly (`prediction: velocity`, the
+paper's OT-CFM) or the data point x1 (`prediction: data`): v is then
+recovered from the path, v = (x1_hat - (1 - sigma_min) x_t) / (1 - (1 - sigma_min) t),
+and the loss is |x1_hat - x1|^2, i.e. the same regression as the velocity loss
+with a weight (1 - (1 - sigma_min) t)^2 that no longer explodes the late
+times. At t = 0 the data prediction is the plain regression of x1 from the
+codes (the VQ+MSE ablation's task), so a temperature-0 decode starts from
+a conditional-mean estimate and short trainings get sharp decodes.
+
+The source is N(0, I) by default (`source: gaussian`, the paper's OT-CFM).
+With `source: codes` it is N(m, s^2 I) centred on a per-frame mean m given
+by the caller (the tokenizer passes the quantized code vectors, which live
+in the latent space when the encoder is residual) with s = `source_scale`:
+the same OT path from a conditional source, so the ODE only has to move a
+frame from its code towards the latent, and a temperature-0 decode starts
+at the code itself (a per-frame quantizer) and refines it with context.
+
 Dimensions: B batch, T frames, L latent dim.
 """
 
@@ -41,6 +58,12 @@ class FlowConfig:
     "Fixed-step methods: uniform steps from t=0 to 1 (midpoint: 2 network calls each)."
     temperature: float = 1.0
     "Scale of the starting noise x0 (0 = deterministic, start from the mean)."
+    prediction: Literal["velocity", "data"] = "velocity"
+    "What the network outputs: the velocity u_t (paper) or the data point x1 (the velocity is derived from it)."
+    source: Literal["gaussian", "codes"] = "gaussian"
+    "Source of the path: N(0, I) (paper), or N(code vector, source_scale^2 I) per frame (needs codebook dim = latent dim)."
+    source_scale: float = 1.0
+    "Standard deviation of the source around its mean."
     atol: float = 1e-5
     "Adaptive methods: absolute tolerance."
     rtol: float = 1e-5
@@ -55,6 +78,18 @@ class FlowConfig:
             raise ValueError(f"flow steps must be >= 1, got {self.steps}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.source_scale <= 0:
+            raise ValueError(f"source_scale must be > 0, got {self.source_scale}")
+
+
+def velocity_from_data(x1_hat: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, sigma_min: float) -> torch.Tensor:
+    """The OT path's velocity at (x_t, t) if it ends at x1_hat: (x1_hat - (1 - sigma_min) x_t) / (1 - (1 - sigma_min) t).
+
+    Derived from x_t = (1 - (1 - s) t) x0 + t x1 and u = x1 - (1 - s) x0; finite at t = 1
+    when sigma_min > 0 (the denominator is then sigma_min), clamped at 1e-4 otherwise.
+    """
+    te = _expand_time(t, xt)
+    return (x1_hat - (1 - sigma_min) * xt) / (1 - (1 - sigma_min) * te).clamp_min(1e-4)
 
 
 def _expand_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,11 +109,17 @@ def target_velocity(x0: torch.Tensor, x1: torch.Tensor, sigma_min: float) -> tor
 
 
 def sample_path(
-    x1: torch.Tensor, sigma_min: float, generator: torch.Generator | None = None
+    x1: torch.Tensor,
+    sigma_min: float,
+    generator: torch.Generator | None = None,
+    source_mean: torch.Tensor | None = None,
+    source_scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draw t ~ U(0, 1) per sample and x0 ~ N(0, I); return (t [B], x_t, u_t)."""
+    """Draw t ~ U(0, 1) per sample and x0 ~ N(source_mean, source_scale^2 I); return (t [B], x_t, u_t)."""
     t = torch.rand(x1.shape[0], device=x1.device, generator=generator)
-    x0 = torch.randn(x1.shape, device=x1.device, dtype=x1.dtype, generator=generator)
+    x0 = source_scale * torch.randn(x1.shape, device=x1.device, dtype=x1.dtype, generator=generator)
+    if source_mean is not None:
+        x0 = x0 + source_mean
     return t, interpolate(x0, x1, t, sigma_min), target_velocity(x0, x1, sigma_min)
 
 
@@ -93,6 +134,7 @@ def sample(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    source_mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Integrate dx/dt = velocity(x, t) from noise at t = 0 to t = 1.
 
@@ -103,6 +145,8 @@ def sample(
         steps / temperature / method: per-call overrides of the config.
         generator: source of the starting noise (reproducible decodes).
         device / dtype: of x.
+        source_mean: mean of the source (`source: codes`), of `shape`; the noise is then
+            scaled by `config.source_scale` too.
 
     Returns:
         x at t = 1, of `shape`.
@@ -113,6 +157,8 @@ def sample(
     temperature = config.temperature if temperature is None else temperature
     method = config.method if method is None else method
     x0 = temperature * torch.randn(shape, device=device, dtype=dtype, generator=generator)
+    if source_mean is not None:
+        x0 = source_mean.to(dtype) + config.source_scale * x0
 
     def field(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # Under autocast the network answers in bf16; the ODE state stays in `dtype`.
@@ -127,4 +173,4 @@ def sample(
     return path[-1]
 
 
-__all__ = ["FlowConfig", "interpolate", "sample", "sample_path", "target_velocity"]
+__all__ = ["FlowConfig", "interpolate", "sample", "sample_path", "target_velocity", "velocity_from_data"]

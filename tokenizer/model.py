@@ -32,7 +32,7 @@ from lmmsn.tokenizer.decoder import DecoderConfig, DiTDecoder
 from lmmsn.tokenizer.encoder import CausalEncoder, EncoderConfig
 from lmmsn.tokenizer.flow import FlowConfig
 from lmmsn.tokenizer.quantizer import QuantizerConfig, QuantizerOutput, VectorQuantizer
-from lmmsn.tokenizer.vae import ARCHITECTURES, LatentAutoencoder, VAEConfig, build_vae
+from lmmsn.tokenizer.vae import LatentAutoencoder, VAEConfig, build_vae, frontend_info, pinned
 
 logger = logging.getLogger(__name__)
 
@@ -53,27 +53,42 @@ class TokenizerConfig:
     "DiT vector-field estimator."
     flow: FlowConfig = field(default_factory=FlowConfig)
     "Objective (cfm / mse ablation) and ODE sampling defaults."
-    latent_scale: float = 1.0
-    "Latents are multiplied by this before the encoder / as flow targets, divided after decoding (unit variance suits the N(0, I) flow source)."
+    latent_scale: float | list[float] = 1.0
+    "Latents are multiplied by this (one number, or one per dim) before the encoder / as flow targets, divided after decoding (unit variance suits the N(0, I) flow source)."
     latent_mean: list[float] | None = None
-    "Per-dimension mean subtracted before scaling and added back after decoding (None: no shift); `python -m lmmsn.data.latents SHARDS` measures it and latent_scale."
+    "Per-dimension mean subtracted before scaling and added back after decoding (None: no shift); `python -m lmmsn.tokenizer.latents SHARDS` measures it and latent_scale (the tokenizer recipe does so itself with data.normalize)."
 
     def __post_init__(self) -> None:
-        if self.latent_scale <= 0:
-            raise ValueError(f"latent_scale must be positive, got {self.latent_scale}")
-        if self.latent_mean is not None and len(self.latent_mean) != self.latent_dim:
-            raise ValueError(f"latent_mean has {len(self.latent_mean)} values, the VAE latent dim is {self.latent_dim}")
+        scales = self.latent_scale if isinstance(self.latent_scale, list) else [self.latent_scale]
+        if isinstance(self.latent_scale, list) and len(scales) != self.latent_dim:
+            raise ValueError(f"latent_scale has {len(scales)} values, the VAE latent dim is {self.latent_dim}")
+        if not all(math.isfinite(s) and s > 0 for s in scales):
+            raise ValueError(f"latent_scale must be finite and positive, got {self.latent_scale}")
+        if self.latent_mean is not None:
+            if len(self.latent_mean) != self.latent_dim:
+                raise ValueError(f"latent_mean has {len(self.latent_mean)} values, the VAE latent dim is {self.latent_dim}")
+            if not all(math.isfinite(m) for m in self.latent_mean):
+                raise ValueError("latent_mean must be finite")
+        # The DiT reads x_t through a projection to its width and writes v through one back:
+        # a width below the latent dim is a bottleneck that flow matching cannot get around
+        # (the loss plateaus and decodes are no better than the mean latent).
+        if self.flow.source == "codes" and self.quantizer.dim != self.latent_dim:
+            raise ValueError(f"flow.source=codes starts the flow at the code vectors: quantizer.dim ({self.quantizer.dim}) "
+                             f"must equal the latent dim ({self.latent_dim})")
+        if self.decoder.dim < self.latent_dim:
+            raise ValueError(f"decoder.dim {self.decoder.dim} is below the VAE latent dim {self.latent_dim} "
+                             f"({self.vae.architecture}): the vector field would be squeezed through "
+                             f"{self.decoder.dim} dims; use decoder.dim >= {self.latent_dim}")
 
     @property
     def latent_dim(self) -> int:
         """L, read from the VAE architecture (no VAE is built)."""
-        return int(ARCHITECTURES[self.vae.architecture]["model"]["latent_dim"])
+        return frontend_info(self.vae.architecture).latent_dim
 
     @property
     def frame_rate(self) -> float:
         """Latent frames (= tokens) per second of the VAE architecture."""
-        model = ARCHITECTURES[self.vae.architecture]
-        return model["sample_rate"] / model["model"]["downsampling_ratio"]
+        return frontend_info(self.vae.architecture).frame_rate
 
     @property
     def bitrate(self) -> float:
@@ -85,6 +100,14 @@ SIZES: dict[str, TokenizerConfig] = {
     # Paper Sec. IV-A: SAO VAE (44.1 kHz, 64-dim latents), 12 causal blocks of
     # width 64 / FFN 768, 8196 x 64 codebook, DiT of the same block shape.
     "paper": TokenizerConfig(),
+    # The CPU demo on the mel-hifigan frontend (64-dim latents at 21.5 frames/s, as SAO):
+    # 4 causal blocks of width 128, 1024 codes (215 bit/s), DiT of 4 blocks of width 128.
+    "demo": TokenizerConfig(
+        vae=VAEConfig(architecture="mel-hifigan"),
+        encoder=EncoderConfig(dim=128, num_layers=4, num_heads=4, ffn_dim=512),
+        quantizer=QuantizerConfig(codebook_size=1024, dim=64),
+        decoder=DecoderConfig(dim=128, num_layers=4, num_heads=4, ffn_dim=512, timestep_dim=128),
+    ),
     # CPU tests: the tiny VAE (16 kHz, 8-dim latents), 2 blocks of width 16.
     "tiny": TokenizerConfig(
         vae=VAEConfig(architecture="tiny"),
@@ -150,15 +173,18 @@ class AudioTokenizer(nn.Module):
         self.decoder = decoder
         self.config = config
         mean = torch.tensor(config.latent_mean or [0.0] * config.latent_dim, dtype=torch.float32)
-        self.register_buffer("latent_mean", mean, persistent=False)  # from the config, not the weights file
+        scale = config.latent_scale if isinstance(config.latent_scale, list) else [config.latent_scale] * config.latent_dim
+        # From the config, not the weights file.
+        self.register_buffer("latent_mean", mean, persistent=False)  # [L]
+        self.register_buffer("latent_scale", torch.tensor(scale, dtype=torch.float32), persistent=False)  # [L]
 
-    def normalise(self, latents: torch.Tensor) -> torch.Tensor:
+    def normalize(self, latents: torch.Tensor) -> torch.Tensor:
         """VAE latents -> the tokenizer's working space: (z - latent_mean) * latent_scale."""
-        return (latents - self.latent_mean) * self.config.latent_scale
+        return (latents - self.latent_mean) * self.latent_scale
 
-    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of `normalise`."""
-        return x / self.config.latent_scale + self.latent_mean
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of `normalize`."""
+        return x / self.latent_scale + self.latent_mean
 
     # ----------------------------------------------------------------- properties
     @property
@@ -169,7 +195,7 @@ class AudioTokenizer(nn.Module):
     def sample_rate(self) -> int:
         if self.vae is not None:
             return self.vae.sample_rate
-        return int(ARCHITECTURES[self.config.vae.architecture]["sample_rate"])
+        return frontend_info(self.config.vae.architecture).sample_rate
 
     @property
     def frame_rate(self) -> float:
@@ -204,11 +230,16 @@ class AudioTokenizer(nn.Module):
             raise ValueError(f"latents must be [B, T, {self.latent_dim}] (time-major); got {tuple(latents.shape)}")
 
     @torch.no_grad()
-    def encode_latents(self, latents: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """VAE latents [B, T, L] -> codes [B, T] int64 (padding frames, if masked, still get codes)."""
+    def encode_latents(self, latents: torch.Tensor, mask: torch.Tensor | None = None,
+                       chunk_frames: int | None = None) -> torch.Tensor:
+        """VAE latents [B, T, L] -> codes [B, T] int64 (padding frames, if masked, still get codes).
+
+        chunk_frames: encode in chunks with a key/value cache (`CausalEncoder.forward_chunked`):
+        the same codes, attention memory linear in T (long audio); None: one pass.
+        """
         self._check_latents(latents)
-        x = self.normalise(latents.to(self._device(), torch.float32))
-        h = self.encoder(x, mask)  # [B, T, Q]
+        x = self.normalize(latents.to(self._device(), torch.float32))
+        h = self.encoder(x, mask) if chunk_frames is None else self.encoder.forward_chunked(x, chunk_frames)  # [B, T, Q]
         return self.quantizer.encode(h)
 
     @torch.no_grad()
@@ -236,7 +267,7 @@ class AudioTokenizer(nn.Module):
             z = self.decoder(zeros, torch.zeros(codes.shape[0], device=q.device), q, mask)
         else:
             z = flow_lib.sample(
-                lambda x, t: self.decoder(x, t, q, mask),
+                lambda x, t: self._velocity(x, t, q, mask),
                 shape,
                 self.config.flow,
                 steps=steps,
@@ -244,8 +275,9 @@ class AudioTokenizer(nn.Module):
                 generator=generator,
                 device=q.device,
                 dtype=q.dtype,
+                source_mean=self._source_mean(q),
             )
-        return self.denormalise(z)
+        return self.denormalize(z)
 
     # ----------------------------------------------------------------- waveforms
     @torch.no_grad()
@@ -270,24 +302,40 @@ class AudioTokenizer(nn.Module):
         z = self.decode_latents(codes, steps=steps, temperature=temperature, generator=generator)  # [B, T, L]
         return vae.decode(z.transpose(1, 2), length)
 
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The ODE's vector field: the decoder's output, or the velocity derived from its data prediction."""
+        out = self.decoder(x, t, q, mask)
+        if self.config.flow.prediction == "data":
+            return flow_lib.velocity_from_data(out, x, t, self.config.flow.sigma_min)
+        return out
+
+    def _source_mean(self, quantized: torch.Tensor) -> torch.Tensor | None:
+        """The flow's source mean: the code vectors (detached) with `flow.source: codes`, else None."""
+        if self.config.flow.source != "codes":
+            return None
+        return quantized.detach()
+
     # ----------------------------------------------------------------- training
     def compute_loss(
         self, latents: torch.Tensor, mask: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> TokenizerLoss:
         """Training loss on latents [B, T, L] with valid-frame mask [B, T].
 
-        cfm: OT-CFM regression of u_t at a random t per clip; mse: the decoder
-        at t = 0 from zeros predicts the latents. Both add the VQ loss.
+        cfm: OT-CFM regression of u_t (or of x1 with `flow.prediction: data`) at a
+        random t per clip; mse: the decoder at t = 0 from zeros predicts the latents.
+        Both add the VQ loss.
         """
         self._check_latents(latents)
-        x1 = self.normalise(latents)  # [B, T, L]
+        x1 = self.normalize(latents)  # [B, T, L]
         vq = self.quantizer(self.encoder(x1, mask), mask)
         if self.config.flow.objective == "mse":
             pred = self.decoder(torch.zeros_like(x1), torch.zeros(x1.shape[0], device=x1.device), vq.quantized, mask)
             recon = masked_mse(pred, x1, mask)
         else:
-            t, xt, ut = flow_lib.sample_path(x1, self.config.flow.sigma_min, generator)
-            recon = masked_mse(self.decoder(xt, t, vq.quantized, mask), ut, mask)
+            flow = self.config.flow
+            t, xt, ut = flow_lib.sample_path(x1, flow.sigma_min, generator, self._source_mean(vq.quantized), flow.source_scale)
+            out = self.decoder(xt, t, vq.quantized, mask)
+            recon = masked_mse(out, x1 if flow.prediction == "data" else ut, mask)
         return TokenizerLoss(loss=recon + vq.loss, recon_loss=recon, quantizer=vq)
 
     def parameter_counts(self) -> dict[str, int]:
@@ -304,7 +352,8 @@ class AudioTokenizer(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write `config.yaml` (the VAE by reference) + `model.safetensors` + `format_version`."""
-        path = save_exported(directory, EXPORT_KIND, to_dict(self.config), self.tokenizer_state_dict())
+        config = replace(self.config, vae=pinned(self.config.vae))  # the exact mel basis, by SHA-256
+        path = save_exported(directory, EXPORT_KIND, to_dict(config), self.tokenizer_state_dict())
         logger.info("saved audio tokenizer to %s", path)
         return path
 

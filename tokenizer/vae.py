@@ -9,7 +9,12 @@ Dimensions: B batch, C audio channels, N samples, D latent dim, T latent frames.
 `StableAudioVAE` implements it over stable-audio-tools (built from its config,
 weights from a local `.safetensors` / `.ckpt` or, online, a hub id). Named
 architectures: `stable-audio-open-1.0` (156 M parameters) and `tiny` (the same
-Oobleck code path, a few thousand parameters, for tests).
+Oobleck code path, a few thousand parameters, for tests). A second
+implementation, `mel-hifigan` (`lmmsn.tokenizer.mel_hifigan`: log-mel + PCA in,
+a pretrained HiFi-GAN vocoder out, 22.05 kHz mono), has SAO's latent shape and
+frame rate and runs on any CPU: the stand-in frontend for machines without the
+SAO weights. `frontend_info(name)` gives any architecture's rates and sizes
+without building it; `build_vae(config)` builds the one a config names.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from torch import nn
 
 from lmmsn.audio import AudioError, check_waveform, convert_channels, resample
-from lmmsn.stable_audio_compat import create_autoencoder
+from lmmsn.tokenizer.stable_audio_compat import create_autoencoder
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +78,37 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class FrontendInfo:
+    """Rates and sizes of a named frozen autoencoder (read without building it)."""
+
+    sample_rate: int
+    "Rate of the waveforms it encodes and decodes."
+    channels: int
+    "Audio channels it works in."
+    downsampling_ratio: int
+    "Samples per latent frame."
+    latent_dim: int
+    "D, dims per latent frame."
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.downsampling_ratio
+
+
+def frontend_info(architecture: str) -> FrontendInfo:
+    """`FrontendInfo` of a named architecture (see `VAEConfig.architecture`)."""
+    if architecture == "mel-hifigan":
+        from lmmsn.tokenizer import mel_hifigan as mh
+
+        return FrontendInfo(mh.SAMPLE_RATE, 1, mh.DOWNSAMPLING_RATIO, mh.LATENT_DIM)
+    if architecture not in ARCHITECTURES:
+        raise KeyError(f"unknown frozen autoencoder {architecture!r}; known: {[*ARCHITECTURES, 'mel-hifigan']}")
+    arch = ARCHITECTURES[architecture]
+    model = arch["model"]
+    return FrontendInfo(arch["sample_rate"], model["io_channels"], model["downsampling_ratio"], model["latent_dim"])
+
+
 @runtime_checkable
 class LatentAutoencoder(Protocol):
     """What LM-MSN needs of a frozen waveform <-> latent autoencoder."""
@@ -95,10 +131,12 @@ class LatentAutoencoder(Protocol):
 class VAEConfig:
     """Which frozen VAE to use and how to feed it."""
 
-    architecture: Literal["stable-audio-open-1.0", "tiny"] = "stable-audio-open-1.0"
-    "Named autoencoder architecture (see ARCHITECTURES)."
+    architecture: Literal["stable-audio-open-1.0", "tiny", "mel-hifigan"] = "stable-audio-open-1.0"
+    "Named frozen autoencoder: an Oobleck VAE of ARCHITECTURES, or mel-hifigan (lmmsn.tokenizer.mel_hifigan)."
     checkpoint: str | None = None
-    "Local .safetensors/.ckpt file, a hub id (online machines), or None for random weights."
+    "Oobleck VAEs: local .safetensors/.ckpt file, a hub id (online machines), or None for random weights. mel-hifigan: its PCA basis file (None: the packaged default)."
+    checkpoint_sha256: str | None = None
+    "SHA-256 of the checkpoint / basis file; when set, a load with another file is refused (exports of mel-hifigan tokenizers record it)."
     seed: int = 0
     "Without a checkpoint, the random weights are drawn from this seed, so data prep, training and every later load see the same VAE (same torch version)."
     length_mode: Literal["floor", "pad"] = "floor"
@@ -247,6 +285,25 @@ class StableAudioVAE(nn.Module):
         return wav if length is None else wav[..., :length]
 
 
-def build_vae(config: VAEConfig | None = None) -> StableAudioVAE:
-    """The frozen VAE for `config` (default: Stable Audio Open 1.0, random weights)."""
+def build_vae(config: VAEConfig | None = None) -> LatentAutoencoder:
+    """The frozen autoencoder for `config` (default: Stable Audio Open 1.0, random weights)."""
+    config = config or VAEConfig()
+    if config.architecture == "mel-hifigan":
+        from lmmsn.tokenizer.mel_hifigan import MelHifiGAN
+
+        return MelHifiGAN(config)
     return StableAudioVAE(config)
+
+
+def pinned(config: VAEConfig) -> VAEConfig:
+    """`config` with the SHA-256 of its mel-hifigan basis filled in (other architectures: unchanged).
+
+    Exports call this, so a tokenizer names the exact basis its latents were made with.
+    """
+    if config.architecture != "mel-hifigan" or config.checkpoint_sha256 is not None:
+        return config
+    from dataclasses import replace
+
+    from lmmsn.tokenizer.mel_hifigan import DEFAULT_BASIS, sha256_file
+
+    return replace(config, checkpoint_sha256=sha256_file(config.checkpoint or DEFAULT_BASIS))

@@ -1,55 +1,62 @@
 #!/usr/bin/env bash
-# The example report, end to end on CPU, through the same tools a user runs at scale:
-#   corpus -> latent shards (make_shards, tiny random-weight VAE) -> two tiny tokenizers (VQ+FM, VQ+MSE;
-#   recipes/train_tokenizer.py) -> codes (tokenize_shards) -> tiny LLM pretraining (recipes/pretrain_llm.py)
-#   -> pipeline (lmmsn export) -> report (eval.run_all with eval/configs/example.yaml).
-# Training clips exclude the report's own clips (training_manifest.py).
+# The example report, end to end on CPU, through the same tools a user runs at scale, on real audio:
+#   open corpus -> held-out split (data_prep.split_manifest) -> the demo chain (scripts/train_demo.sh:
+#   mel-hifigan shards, VQ+FM tokenizer, codes, conversations, text base, pretraining, instruction tuning,
+#   lmmsn export) -> the VQ+MSE ablation on the same shards -> report (eval.run_all with eval/configs/example.yaml,
+#   then eval.audio_lm: captioning and text-to-audio judged on held-out clips) -> index.html.
+# Finished stages are found and skipped (the chain and the recipes resume), so a rerun only redoes the report.
 #
-#   bash docs/eval-example/make_report.sh            # WORK=/tmp/eval-example, report -> docs/eval-example/report
+#   bash docs/eval-example/make_report.sh     # WORK=runs, SPLIT=data/corpus-split, report -> docs/eval-example/report
+#   STEPS=4 bash docs/eval-example/make_report.sh   # one step (here the suite) of the five below
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-W=${WORK:-/tmp/eval-example}
-TOK_STEPS=${TOK_STEPS:-600}
-LLM_STEPS=${LLM_STEPS:-300}
-THREADS=${THREADS:-2}
-export OMP_NUM_THREADS=$THREADS
-mkdir -p "$W"
-AUDIO_ROOT=$($PY -c "import yaml; print(yaml.safe_load(open('eval/configs/example.yaml'))['data']['audio_root'])")
+W=${WORK:-runs}
+SPLIT=${SPLIT:-data/corpus-split}
+CORPUS_MANIFEST=${CORPUS_MANIFEST:-/work/shared/corpus/manifest-dev.jsonl}
+AUDIO_ROOT=${AUDIO_ROOT:-/work/corpus}
+TOK_STEPS=${TOK_STEPS:-2000}
+OUT=${OUT:-docs/eval-example/report}
+export OMP_NUM_THREADS=${THREADS:-2}
+STEPS=${STEPS:-1,2,3,4,5}
+step() { [[ ",$STEPS," == *",$1,"* ]]; }
 
-echo "== 1. training manifest"
-$PY docs/eval-example/training_manifest.py --config eval/configs/example.yaml --per-category 150 --out "$W/train.jsonl"
+if step 1; then
+  echo "== 1. held-out split (whole sources + random clips per category; speech capped at 2500 training rows)"
+  if [[ ! -f "$SPLIT/heldout.jsonl" ]]; then
+    $PY -m data_prep.split_manifest "$CORPUS_MANIFEST" --out "$SPLIT" --root "$AUDIO_ROOT" --per-category 40 \
+        --max-train-per-category 2500 --seed 0
+  fi
+fi
 
-echo "== 2. latent shards (tiny VAE, seed 0; 5 s segments like the report's max_seconds)"
-$PY -m data_prep.make_shards --adapter manifest --root "$AUDIO_ROOT" --opt manifest="$W/train.jsonl" --out "$W/shards" \
-    --vae tiny --seed 0 --segment-s 5 --long first --num-workers 1 --batch-size 16 --records-per-shard 100 --threads "$THREADS"
-echo "== latent statistics (per-dim mean and scale for the tokenizers)"
-$PY -m lmmsn.data.latents "$W/shards" | tee "$W/latent_stats.txt"
-NORMALISE=$(tail -1 "$W/latent_stats.txt")  # model.latent_mean=[...] model.latent_scale=...
+if step 2; then
+  echo "== 2. the demo chain (VQ+FM tokenizer, $TOK_STEPS steps; LLM stages per their configs)"
+  LMMSN_THREADS=$OMP_NUM_THREADS bash scripts/train_demo.sh --manifest "$SPLIT/train.jsonl" --audio-root "$AUDIO_ROOT" \
+      --heldout "$SPLIT/heldout.jsonl" --work "$W/demo" --checkpoint "$W/demo/lm-msn" --set tokenizer:trainer.max_steps="$TOK_STEPS"
+fi
 
-for objective in cfm mse; do
-  echo "== 3. tokenizer ($objective, $TOK_STEPS steps)"
-  rm -rf "$W/tok_$objective"  # a fresh run (the recipe would otherwise resume a finished one)
-  # shellcheck disable=SC2086  # NORMALISE holds two key=value overrides
-  $PY recipes/train_tokenizer.py --config recipes/configs/tokenizer/tiny.yaml data.train_shards="$W/shards" \
-      model.flow.objective=$objective $NORMALISE trainer.max_steps="$TOK_STEPS" \
-      trainer.val_every_n_steps=100000 trainer.checkpoint_every_n_steps="$TOK_STEPS" trainer.progress_bar=false \
-      output_dir="$W/tok_$objective"
-done
+if step 3; then
+  echo "== 3. the VQ+MSE ablation on the same shards"
+  if [[ ! -f "$W/tok-mse/export/model.safetensors" ]]; then
+    $PY recipes/train_tokenizer.py --config recipes/configs/tokenizer/demo_mse.yaml data.train_shards="$W/demo/data/latents" \
+        open_audio=null evaluate=null output_dir="$W/tok-mse" trainer.max_steps="$TOK_STEPS" trainer.progress_bar=false
+  fi
+fi
 
-echo "== 4. codes (VQ+FM tokenizer)"
-rm -rf "$W/codes"
-$PY -m data_prep.tokenize_shards --shards "$W/shards" --tokenizer "$W/tok_cfm/export" --out "$W/codes" --threads "$THREADS"
+if step 4; then
+  echo "== 4. report (eval.run_all)"
+  $PY -m eval.run_all --config eval/configs/example.yaml output_dir="$OUT" data.manifest="$SPLIT/heldout.jsonl" \
+      data.audio_root="$AUDIO_ROOT" "reconstruction.tokenizers={VQ+FM (demo): $W/demo/tokenizer/export, VQ+MSE (demo): $W/tok-mse/export}" \
+      reconstruction.kmeans_shards="$W/demo/data/latents" fad.cache="$W/fad-cache" wer.manifest="$SPLIT/unused.jsonl"
+fi
 
-echo "== 5. tiny LLM pretraining on (caption, codes) pairs ($LLM_STEPS steps)"
-rm -rf "$W/llm"
-$PY recipes/pretrain_llm.py --config recipes/configs/llm/tiny_pretrain.yaml data.train_shards="$W/codes" \
-    data.write_fixture=false data.batch.max_length=768 model.base_model="$W/llm/tiny-llama-base" \
-    trainer.max_steps="$LLM_STEPS" trainer.checkpoint_every="$LLM_STEPS" trainer.output_dir="$W/llm"
-
-echo "== 6. pipeline"
-rm -rf "$W/pipeline"
-.venv/bin/lmmsn export --tokenizer "$W/tok_cfm/export" --llm "$W/llm/export" -o "$W/pipeline"
-
-echo "== 7. report"
-$PY -m eval.run_all --config eval/configs/example.yaml
+if step 5; then
+  echo "== 5. the audio-language model on held-out clips (eval.audio_lm: captions and generated audio, judged)"
+  $PY -m eval.audio_lm --pipeline "$W/demo/lm-msn" --heldout "$SPLIT/heldout.jsonl" --train "$SPLIT/train.jsonl" \
+      --audio-root "$AUDIO_ROOT" --out "$OUT" --judge-cache "$W/demo/judge" --metrics bleu_1,bleu_4,rouge_l,cider_d,meteor,sbert_sim
+  # eval.run_all wrote README.md before this section existed: append it one heading level down (replacing
+  # an earlier copy when only this step is rerun)
+  sed -i '/^## Audio LM on held-out clips/,$d' "$OUT/README.md"
+  { echo; sed -e 's/^## /### /' -e 's/^# /## /' "$OUT/audio_lm.md"; } >> "$OUT/README.md"
+  $PY -m eval.html_report "$OUT"
+fi

@@ -1,9 +1,12 @@
 """Generic shard readers: which tar files, and which samples each rank / worker reads.
 
 `list_shards` turns a directory, glob, brace pattern or list into shard URLs;
-`shard_samples` streams `lmmsn.data.format.Sample`s from them, DDP- and
-DataLoader-worker-aware, built on webdataset's tar iterators
-(`webdataset.tariterators.tarfile_samples`) and its shuffle buffer.
+`tar_samples` reads the raw samples of one shard (webdataset's tar member
+iterator, grouped by key here so that a key occurring twice is flagged rather
+than merged, and a shard that is not a tar or holds nothing is an error);
+`shard_samples` streams `lmmsn.data.format.Sample`s (validated by
+`decode_sample`) from them, DDP- and DataLoader-worker-aware, with
+webdataset's shuffle buffer.
 
 Splitting. Every (rank, worker) pair is one *slot*; there are
 S = world_size * num_workers slots. Two modes (``split=``):
@@ -59,6 +62,7 @@ from typing import Literal
 import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
+from webdataset.gopen import gopen
 
 from lmmsn.data.format import Sample, ShardFormatError, decode_sample
 
@@ -98,6 +102,55 @@ def list_shards(spec: str | Path | Sequence[str | Path]) -> list[str]:
         raise FileNotFoundError(f"no shards match {spec!r} (expected a directory with *.tar, a glob, "
                                 "a brace pattern or a list of tar files)")
     return urls
+
+
+def tar_samples(url: str) -> Iterator[dict]:
+    """Raw samples (``{"__key__", "__url__", <ext>: bytes}``) of one shard, in tar order.
+
+    Members are grouped by key (the name up to its first dot, as webdataset does). A key whose
+    members are not one consecutive run, or a member name that occurs twice, gives a raw sample
+    with ``__error__`` set (so `decode_sample` rejects it with that reason) instead of a silent
+    merge.
+
+    Raises:
+        ShardFormatError: the shard cannot be opened, is not a tar archive, is damaged, or holds
+            no sample; the message names the shard. Samples before a damage are yielded first.
+    """
+    try:
+        stream = gopen(url)
+    except Exception as exc:  # OSError / ValueError from gopen: a missing file, a failing pipe
+        raise ShardFormatError(f"shard {url}: cannot open: {exc}") from exc
+    seen: set[str] = set()
+    current: dict | None = None
+    count = 0
+    try:
+        for member in wds.tariterators.tar_file_iterator(stream):
+            key, ext = wds.tariterators.base_plus_ext(member["fname"])
+            if key is None:  # a member without an extension belongs to no sample
+                continue
+            ext = ext.lower()
+            if current is None or key != current["__key__"]:
+                if current is not None:
+                    count += 1
+                    yield current
+                current = {"__key__": key, "__url__": url}
+                if key in seen:
+                    current["__error__"] = (f"key {key} occurs twice in the shard (its members are not one "
+                                            f"consecutive run; {member['fname']} comes after other samples)")
+                seen.add(key)
+            if ext in current and "__error__" not in current:
+                current["__error__"] = f"member {member['fname']} occurs twice in the shard"
+            current[ext] = member["data"]
+    except Exception as exc:  # tarfile.ReadError, EOFError, OSError, zlib errors: a damaged or foreign file
+        raise ShardFormatError(f"shard {url}: not a readable tar archive after {count} samples: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        stream.close()
+    if current is not None:
+        count += 1
+        yield current
+    if count == 0:
+        raise ShardFormatError(f"shard {url}: holds no samples (an empty tar)")
 
 
 def count_samples(url: str) -> int:
@@ -221,11 +274,13 @@ class ShardSamples(IterableDataset):
         """Raw webdataset samples of `urls` in order, those whose running index passes `keep`."""
         index = 0
         for url in urls:
-            source = iter([{"url": url}])
-            for raw in wds.tariterators.tarfile_samples(source, handler=wds.handlers.warn_and_continue):
-                if keep(index):
-                    yield raw
-                index += 1
+            try:
+                for raw in tar_samples(url):
+                    if keep(index):
+                        yield raw
+                    index += 1
+            except ShardFormatError as exc:  # the shard's readable samples came first; go on with the next
+                logger.warning("skipping the rest of a shard: %s", exc)
 
     def _decoded(self, raws: Iterator[dict]) -> Iterator[Sample]:
         for raw in raws:
@@ -252,6 +307,9 @@ class ShardSamples(IterableDataset):
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         mode, shards, quota = self.plan(num_workers)
         urls = shards[self.rank][worker]
+        if self.world_size > 1:  # which rank reads what, once per epoch and worker: the split is visible in the log
+            logger.info("rank %d/%d worker %d/%d epoch %d reads %s", self.rank, self.world_size, worker, num_workers,
+                        self.epoch, _describe(mode, urls, self.world_size, self.rank))
         rng = random.Random(f"{self.seed}-{self.epoch}-{self.rank}-{worker}")
         if quota is None:
             yield from self._stream(mode, urls, worker, num_workers, rng)
@@ -274,6 +332,14 @@ class ShardSamples(IterableDataset):
                 logger.error("rank %d worker %d has no readable sample to pad with (%d of %d): "
                              "ranks will be uneven", self.rank, worker, done, target)
                 return
+
+
+def _describe(mode: SplitMode, urls: Sequence[str], world_size: int, rank: int, most: int = 8) -> str:
+    names = [Path(u).name for u in urls]
+    if mode == "sample":
+        return f"every {world_size}th sample (from #{rank}) of {len(names)} shards"
+    more = f" +{len(names) - most} more" if len(names) > most else ""
+    return f"shards {', '.join(names[:most])}{more}"
 
 
 def _distributed() -> tuple[int, int]:

@@ -1,1 +1,1 @@
-"""Lightning modules and callbacks shared by the recipes."""
+"""Training: the scaffold both model families share (`common`), the tokenizer and LLM Lightning modules."""

@@ -94,22 +94,32 @@ def test_vctk_transcripts_and_mic(tmp_path: Path) -> None:
     assert records[0].meta["transcript"] == "Please call Stella." and records[1].captions == []
 
 
-def test_openaqa_groups_qa_per_audio(tmp_path: Path) -> None:
-    qa = [{"instruction": "What is the sound?", "input": "", "audio_id": "/data/as/a1.wav",
-           "dataset": "as", "task": "caption", "output": "A car passes."},
-          {"instruction": "Is it loud?", "input": "", "audio_id": "/data/as/a1.wav",
-           "dataset": "as", "task": "open-ended question", "output": "Yes."},
-          {"instruction": "Label?", "input": "", "audio_id": "b2.wav", "task": "cla_label", "output": "Dog"}]
-    write(tmp_path / "qa.json", json.dumps(qa))
-    touch(tmp_path / "audio" / "a1.wav")
+def test_openaqa_groups_qa_per_audio(tmp_path: Path, caplog) -> None:
+    """LTU's on-disk format: a JSON list of flat QA dicts, audio_id an absolute path of the authors' machine."""
+    qa = [{"instruction": "What is the sound?", "input": "", "audio_id": "/data/sls/audioset/dave_version/audio/a1.flac",
+           "dataset": "as_strong_train", "task": "caption", "output": "A car passes."},
+          {"instruction": "Is it loud?", "input": "", "audio_id": "/data/sls/audioset/dave_version/audio/a1.flac",
+           "dataset": "as_strong_train", "task": "open-ended question", "output": "Yes."},
+          {"instruction": "Label?", "input": "", "audio_id": "b2.wav", "task": "cla_label", "output": "Dog"},
+          {"instruction": "What happens?", "input": "I am so sad...", "audio_id": "c3.wav", "dataset": "x",
+           "task": "open-ended question", "output": "Someone cries."},
+          {"instruction": "broken", "audio_id": "c3.wav"}]  # no output: skipped, the rest goes on
+    write(tmp_path / "qa.json", json.dumps(qa, indent=1))
+    touch(tmp_path / "audio" / "a1.flac")
     records = load_records("openaqa", tmp_path, json_file="qa.json")
-    assert len(records) == 2
-    a1 = records[0]
-    assert a1.audio_path == tmp_path / "audio" / "a1.wav" and a1.captions == ["A car passes."]
-    assert len(a1.meta["conversations"]) == 2
-    assert a1.meta["conversations"][1] == [{"from": "human", "value": "<audio>\nIs it loud?"},
-                                           {"from": "gpt", "value": "Yes."}]
-    assert records[1].audio_path == tmp_path / "b2.wav" and records[1].captions == ["Dog"]
+    assert "lacks ['output']" in caplog.text
+    assert [r.key for r in records] == ["a1", "b2", "c3"]
+    a1, b2, c3 = records
+    assert a1.audio_path == tmp_path / "audio" / "a1.flac" and a1.captions == ["A car passes."]
+    assert a1.meta["conversations"] == [
+        [{"from": "human", "value": "<audio>\nWhat is the sound?"}, {"from": "gpt", "value": "A car passes."}],
+        [{"from": "human", "value": "<audio>\nIs it loud?"}, {"from": "gpt", "value": "Yes."}]]
+    assert a1.meta["tasks"] == ["caption", "open-ended question"] and a1.meta["source_dataset"] == "as_strong_train"
+    assert b2.audio_path == tmp_path / "b2.wav" and b2.captions == ["Dog"]
+    assert c3.captions == [] and c3.meta["conversations"][0][0]["value"] == "<audio>\nWhat happens?\nI am so sad..."
+    write(tmp_path / "none.json", json.dumps([{"instruction": "x"}]))
+    with pytest.raises(LayoutError, match="none of the 1 entries"):
+        load_records("openaqa", tmp_path, json_file="none.json")
 
 
 def test_audioset_labels(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -170,3 +171,27 @@ def test_compiled_bf16_latents_match_eager_on_gpu(corpus: Path, tmp_path: Path) 
     for s in fast:
         scale = eager[s.key].abs().max()
         assert (s.latent - eager[s.key]).abs().max() <= 0.03 * scale, s.key
+
+
+def test_records_in_flight_hold_latents_not_waveforms(corpus: Path, tmp_path: Path) -> None:
+    """A long file's samples wait in the main process until the file ends; they must not carry the
+    segment waveforms (memory grew by the whole file's PCM: 30-minute files cost gigabytes)."""
+    maker = make(corpus, tmp_path, limit=1)  # long.wav: 2 segments + the 0.6 s tail wait for the end
+    held: list[set[str]] = []
+    real = maker._write_record
+
+    def spy(index, state):
+        held.extend(set(segment) for segment, _ in state["encoded"])
+        return real(index, state)
+
+    maker._write_record = spy
+    maker.run()
+    assert len(held) == 3 and not any("wav" in keys for keys in held), held
+    assert all({"offset_s", "samples", "n"} <= keys for keys in held)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_is_tuned_where_glibc_is():
+    from data_prep.segments import tune_malloc
+
+    assert tune_malloc() is True  # mallopt accepted both settings (it returns 0 on a refused one)

@@ -17,7 +17,7 @@ CHOICES = ["dog barking", "cat meowing", "rain", "car horn"]
         ("The answer is (D) because it honks", 3, "letter"),
         ("Answer: b", 1, "letter"),
         ("dog barking", 0, "exact"),
-        ("Dog-barking!", 0, "exact"),  # punctuation and hyphens normalise away
+        ("Dog-barking!", 0, "exact"),  # punctuation and hyphens normalize away
         ("I hear a cat meowing loudly", 1, "words"),
         ("Rain.", 2, "exact"),
         ("a dog barks", None, "unmatched"),  # 'barking' missing: MMAU rule needs every word
@@ -49,3 +49,20 @@ def test_score_counts_unmatched_as_wrong_and_never_guesses():
     assert res["accuracy"] == pytest.approx(2 / 5)
     assert res["accuracy_matched"] == pytest.approx(2 / 3)
     assert [it["index"] for it in res["items"]] == [0, 1, None, 3, None]
+
+
+@pytest.mark.parametrize(
+    ("answer", "index", "rule"),
+    [
+        ("The answer is a car horn.", 1, "words"),  # the article, not letter A (issue 15)
+        ("Answer: a dog barking", 0, "words"),
+        ("The answer is A.", 0, "letter"),
+        ("The answer is a", 0, "letter"),
+        ("The answer is (a) dog barking", 0, "letter"),
+        ("option a", 0, "letter"),
+        ("The answer is b", 1, "letter"),
+    ],
+)
+def test_article_after_answer_is_is_not_a_letter(answer, index, rule):
+    got = extract_choice(answer, ["dog barking", "car horn"])
+    assert (got.index, got.rule) == (index, rule)

@@ -50,3 +50,28 @@ def test_score_genre_hand_counted():
     assert res["music_count"] == 4 and res["music_rate"] == pytest.approx(4 / 6)
     assert res["empty"] == 1
     assert dict(res["per_genre"]["rock"]["genres_mentioned"])["pop"] == 2
+
+
+def test_clips_are_cut_to_the_training_segment_by_default(tmp_path, monkeypatch):
+    """GTZAN clips are 30 s; the tokenizer and the LLM saw 10 s: the CLI cuts to 10 s unless told otherwise."""
+    import json
+
+    import eval.genre as genre
+    from lmmsn.audio import save_audio
+    from tests.conftest import sine
+
+    save_audio(tmp_path / "blues.00000.wav", sine(12.0, 8000), 8000)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"path": "blues.00000.wav", "category": "music", "label": "blues",
+                                                  "caption": "blues music"}) + "\n")
+    seen = []
+
+    def system(audios, prompt=None):
+        seen.extend(wav.shape[-1] / sr for wav, sr in audios)
+        return ["blues music"] * len(audios)
+
+    monkeypatch.setattr(genre, "build_system", lambda spec, max_new_tokens=None: system)
+    result = genre.main(["--manifest", str(tmp_path / "m.jsonl"), "--audio-root", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert seen == [10.0] and result["max_seconds"] == genre.DEFAULT_MAX_SECONDS == 10.0
+    genre.main(["--manifest", str(tmp_path / "m.jsonl"), "--audio-root", str(tmp_path), "--out", str(tmp_path / "o2"),
+                "--max-seconds", "3"])
+    assert seen[-1] == 3.0

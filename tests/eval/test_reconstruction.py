@@ -80,3 +80,74 @@ def test_mean_latent_baseline_row_matches_hand_computation():
     assert row["baseline"] is True
     assert [c["mse"] for c in row["datasets"]["b"]["per_clip"]] == pytest.approx([1.5, 2.0])
     assert row["datasets"]["b"]["mse"] == pytest.approx(1.75) and row["average"]["mse"] == pytest.approx(1.75)
+
+
+def test_kmeans_recovers_separated_clusters_and_its_row_is_nearest_centroid_error():
+    from eval.reconstruction import KMeansCodebook, fit_kmeans
+
+    gen = torch.Generator().manual_seed(0)
+    centers = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    frames = torch.cat([c + 0.1 * torch.randn(200, 2, generator=gen) for c in centers])
+    found = fit_kmeans(frames, 4, iters=10, seed=0)
+    # every true center has a centroid within 0.05 of it
+    assert (torch.cdist(centers, found).min(1).values < 0.05).all()
+    km = KMeansCodebook(found)
+    z = torch.tensor([[1.0, 1.0], [9.0, 10.0]])
+    res = evaluate_reconstruction({}, {"a": [z]}, kmeans=km)
+    row = next(v for k, v in res["tokenizers"].items() if k.startswith("k-means"))
+    nearest = found[torch.cdist(z, found).argmin(1)]
+    assert row["datasets"]["a"]["mse"] == pytest.approx(float((nearest - z).pow(2).mean()), rel=1e-5)
+    assert row["bits_per_frame"] == 2.0 and row["baseline"] is True
+    assert row["codebook"]["used"] == 2 and row["codebook"]["perplexity"] == pytest.approx(2.0)
+
+
+def test_codebook_usage_by_hand():
+    from eval.reconstruction import codebook_usage
+
+    usage = codebook_usage([torch.tensor([0, 0, 1]), torch.tensor([1, 3])], 8)
+    assert usage["used"] == 3 and usage["used_fraction"] == 3 / 8
+    p = np.array([2, 2, 1]) / 5
+    assert usage["perplexity"] == pytest.approx(float(np.exp(-(p * np.log(p)).sum())))
+    assert usage["sorted_counts"][:4] == [2, 2, 1, 0]
+
+
+class _StubFrontend:
+    """A frozen 'autoencoder' whose latent is the clip itself cut into frames of 256 samples (decode = unframe)."""
+
+    sample_rate, channels, downsampling_ratio, latent_dim = 22050, 1, 256, 256
+
+    def decode(self, z, length=None):
+        return z.transpose(1, 2).reshape(z.shape[0], 1, -1)
+
+
+def test_audio_rows_resynthesis_is_exact_and_the_mean_latent_is_not():
+    from eval.reconstruction import BASELINE, RESYNTHESIS, AudioJudging
+
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(256 * 40) / 22050.0
+    clips = [(0.3 * torch.sin(2 * torch.pi * f * t) + 0.003 * torch.randn(t.shape, generator=gen))[None] for f in (300.0, 2000.0)]
+    latents = [c[0].reshape(40, 256) for c in clips]  # [T, D] frames of samples
+    judging = AudioJudging(_StubFrontend(), {"tones": clips}, yamnet=None)
+    res = evaluate_reconstruction({}, {"tones": latents}, audio=judging)
+    rows = res["tokenizers"]
+    assert rows[RESYNTHESIS]["datasets"]["tones"]["mse"] == 0.0
+    assert rows[RESYNTHESIS]["datasets"]["tones"]["logmel_l1"] == pytest.approx(0.0, abs=1e-5)
+    # the mean latent is the average of a 300 Hz and a 2 kHz tone: far from each in log-mel
+    assert rows[BASELINE]["datasets"]["tones"]["logmel_l1"] > 0.5
+    assert rows[BASELINE]["average"]["logmel_l1"] == rows[BASELINE]["datasets"]["tones"]["logmel_l1"]
+
+
+def test_flow_tokenizer_gets_one_row_per_temperature_and_zero_is_deterministic():
+    from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
+
+    torch.manual_seed(0)
+    tok = build_tokenizer(tokenizer_config("tiny"), with_vae=False).eval()
+    lat = [torch.randn(6, tok.latent_dim) for _ in range(3)]
+    res_a = evaluate_reconstruction({"fm": tok}, {"d": lat}, temperatures=[1.0, 0.0], steps=2, seed=0)
+    res_b = evaluate_reconstruction({"fm": tok}, {"d": lat}, temperatures=[1.0, 0.0], steps=2, seed=5)
+    assert {"fm @ T=1", "fm @ T=0"} <= set(res_a["tokenizers"])
+    cold = [c["mse"] for c in res_a["tokenizers"]["fm @ T=0"]["datasets"]["d"]["per_clip"]]
+    assert cold == [c["mse"] for c in res_b["tokenizers"]["fm @ T=0"]["datasets"]["d"]["per_clip"]]
+    warm_a = [c["mse"] for c in res_a["tokenizers"]["fm @ T=1"]["datasets"]["d"]["per_clip"]]
+    warm_b = [c["mse"] for c in res_b["tokenizers"]["fm @ T=1"]["datasets"]["d"]["per_clip"]]
+    assert warm_a != warm_b

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmmsn.llm.losses import audio_lm_loss
-from lmmsn.llm.model import AudioLM, LoraSettings
+from lmmsn.llm.model import AudioLM, LoraConfig
 from lmmsn.llm.tiny import write_tiny_base
 
 K = 32
@@ -21,12 +21,12 @@ def base_dir(tmp_path_factory):
 def trained(base_dir):
     """An AudioLM, its effective embedding/head matrices before and after one AdamW step."""
     torch.manual_seed(0)
-    lm = AudioLM.from_base(base_dir, K, LoraSettings(r=4, alpha=8, dropout=0.0))
+    lm = AudioLM.from_base(base_dir, K, LoraConfig(r=4, alpha=8, dropout=0.0))
     before = _effective_rows(lm)
     params = list(lm.trainable_parameters().values())
     opt = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.1)
     voc = lm.vocabulary
-    text = lm.tokenizer("a dog barks", add_special_tokens=True).input_ids
+    text = lm.text_tokenizer("a dog barks", add_special_tokens=True).input_ids
     ids = torch.tensor([text + voc.audio_span_ids(list(range(K)))])  # every new token appears
     labels = ids.clone()
     out = audio_lm_loss(lm(ids), labels, voc.audio_ids)
@@ -39,7 +39,7 @@ def _effective_rows(lm: AudioLM) -> tuple[torch.Tensor, torch.Tensor]:
     """The embedding and output matrices the model really uses ([V, D] each)."""
     model = lm.model
     vocab = model.get_input_embeddings().weight.shape[0] if hasattr(model.get_input_embeddings(), "weight") else None
-    ids = torch.arange(vocab or len(lm.tokenizer))
+    ids = torch.arange(vocab or len(lm.text_tokenizer))
     with torch.no_grad():
         embed = model.get_input_embeddings()(ids).clone()  # [V, D]
         eye = torch.eye(embed.shape[1])
@@ -61,7 +61,7 @@ def test_only_lora_and_new_rows_are_trainable(trained):
     n_lora = sum("lora_" in n for n in names)
     n_linear = 2 * 7  # 2 layers x (q, k, v, o, gate, up, down)
     assert n_lora == 2 * n_linear  # A and B each
-    assert lm.vocabulary.eoa_id + 1 == len(lm.tokenizer)
+    assert lm.vocabulary.eoa_id + 1 == len(lm.text_tokenizer)
 
 
 def test_text_rows_frozen_and_new_rows_changed_after_step(trained):
@@ -82,7 +82,7 @@ def test_save_load_identical_logits(trained, tmp_path):
         ref = lm(ids)
     out = lm.save_pretrained(tmp_path / "export", merge=True)
     for name in ["config.yaml", "format_version", "audio_vocabulary.json", "adapter/adapter_config.json",
-                 "adapter/adapter_model.safetensors", "tokenizer/tokenizer.json", "merged/config.json"]:
+                 "adapter/adapter_model.safetensors", "text_tokenizer/tokenizer.json", "merged/config.json"]:
         assert (out / name).is_file(), name
     loaded = AudioLM.from_pretrained(out)
     assert loaded.vocabulary == lm.vocabulary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmmsn.llm.tiny import build_tiny_tokenizer
+from lmmsn.llm.tiny import build_tiny_text_tokenizer
 from lmmsn.llm.vocabulary import AudioSegment, AudioVocabulary, TextSegment
 
 K = 32
@@ -34,7 +34,7 @@ def test_ids_and_codes_round_trip():
 
 
 def test_extend_tokenizer_tokenizes_spans_and_is_idempotent(tmp_path):
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = build_tiny_text_tokenizer()
     n = len(tokenizer)
     voc = AudioVocabulary.extend(tokenizer, K)
     assert voc.first_audio_id == n and len(tokenizer) == n + K + 2

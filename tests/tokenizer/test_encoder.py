@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lmmsn.blocks import TransformerBlock
+from lmmsn.tokenizer.blocks import TransformerBlock
 from lmmsn.tokenizer.encoder import CausalEncoder, EncoderConfig
 
 
@@ -48,3 +48,29 @@ def test_padding_does_not_change_valid_frames():
 def test_bad_config_is_rejected(kwargs):
     with pytest.raises(ValueError):
         EncoderConfig(**kwargs)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 16, 100])
+@pytest.mark.parametrize("residual", [False, True])
+def test_chunked_encode_with_a_cache_equals_one_pass(chunk, residual):
+    """Long audio: the causal encoder in chunks over a key/value cache gives the one-pass output."""
+    torch.manual_seed(0)
+    enc = CausalEncoder(EncoderConfig(dim=32, num_layers=3, num_heads=4, ffn_dim=64, residual=residual), latent_dim=8,
+                        out_dim=6).eval()
+    for p in enc.parameters():  # non-zero everywhere (the residual variant starts its projection at 0)
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(2, 45, 8)
+    with torch.no_grad():
+        whole = enc(x)
+    assert torch.allclose(enc.forward_chunked(x, chunk), whole, atol=1e-5)
+    with pytest.raises(ValueError, match="chunk_frames"):
+        enc.forward_chunked(x, 0)
+
+
+def test_tokenizer_chunked_codes_equal_one_pass_codes():
+    from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
+
+    torch.manual_seed(0)
+    tok = build_tokenizer(tokenizer_config("tiny")).eval()
+    latents = torch.randn(1, 300, tok.latent_dim)
+    assert torch.equal(tok.encode_latents(latents, chunk_frames=64), tok.encode_latents(latents))

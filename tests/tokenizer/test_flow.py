@@ -72,3 +72,68 @@ def test_bad_flow_config_is_rejected():
         FlowConfig(method="leapfrog")
     with pytest.raises(ValueError, match="sigma_min"):
         FlowConfig(sigma_min=1.0)
+
+
+def test_code_centred_source_path_and_sampler():
+    """source: codes draws x0 ~ N(m, s^2) for the path and starts the ODE there; temperature 0 starts at m."""
+    x1 = torch.randn(3, 5, 2)
+    mean = torch.randn(3, 5, 2)
+    gen = torch.Generator().manual_seed(2)
+    t, xt, ut = sample_path(x1, 0.0, gen, source_mean=mean, source_scale=0.5)
+    gen = torch.Generator().manual_seed(2)
+    torch.rand(3, generator=gen)
+    x0 = mean + 0.5 * torch.randn(x1.shape, generator=gen)
+    assert torch.allclose(xt, interpolate(x0, x1, t, 0.0)) and torch.allclose(ut, x1 - x0)
+    config = FlowConfig(method="euler", steps=4, sigma_min=0.0, source="codes", source_scale=0.5)
+    zero_field = sample(lambda x, t: torch.zeros_like(x), x1.shape, config, temperature=0.0, source_mean=mean)
+    assert torch.equal(zero_field, mean)  # no velocity, no noise: the decode is the code itself
+    exact = sample(lambda x, t: x1 - mean, x1.shape, config, temperature=0.0, source_mean=mean)
+    assert torch.allclose(exact, x1, atol=1e-5)  # the straight path from the code to the data
+
+
+def test_tokenizer_with_code_source_decodes_to_its_codes_before_training():
+    from dataclasses import replace
+
+    from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
+
+    config = tokenizer_config("tiny")
+    config.flow = replace(config.flow, source="codes", source_scale=0.3)
+    torch.manual_seed(0)
+    tok = build_tokenizer(config, with_vae=False).eval()
+    codes = torch.randint(0, 32, (2, 7))
+    z = tok.decode_latents(codes, temperature=0.0)
+    # the untrained DiT outputs v = 0 (adaLN-Zero), so the decode is the denormalized code vectors
+    torch.testing.assert_close(z, tok.denormalize(tok.quantizer.decode(codes)))
+    with pytest.raises(ValueError, match="quantizer.dim"):
+        replace(config, quantizer=replace(config.quantizer, dim=4))
+
+
+def test_velocity_from_data_prediction_is_the_path_velocity():
+    """If the network predicts the true x1, the derived velocity equals the conditional field u_t."""
+    from lmmsn.tokenizer.flow import velocity_from_data
+
+    gen = torch.Generator().manual_seed(3)
+    x1, x0 = torch.randn(4, 3, 2, generator=gen), torch.randn(4, 3, 2, generator=gen)
+    t = torch.tensor([0.0, 0.3, 0.9, 1.0])
+    for sigma in (1e-4, 0.1):
+        xt = interpolate(x0, x1, t, sigma)
+        torch.testing.assert_close(velocity_from_data(x1, xt, t, sigma), target_velocity(x0, x1, sigma), rtol=1e-4, atol=1e-3)
+    # and integrating it lands on the predicted point
+    config = FlowConfig(method="midpoint", steps=8, prediction="data")
+    end = sample(lambda x, s: velocity_from_data(x1, x, s, config.sigma_min), x1.shape, config, generator=gen)
+    torch.testing.assert_close(end, x1, atol=1e-3, rtol=0)
+
+
+def test_data_prediction_loss_is_the_regression_of_x1():
+    from dataclasses import replace
+
+    from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
+
+    config = tokenizer_config("tiny")
+    config.flow = replace(config.flow, prediction="data")
+    torch.manual_seed(0)
+    tok = build_tokenizer(config, with_vae=False)
+    latents = torch.randn(2, 5, tok.latent_dim)
+    out = tok.compute_loss(latents)
+    # the untrained DiT outputs 0 (adaLN-Zero): the loss is the energy of the normalized latents
+    torch.testing.assert_close(out.recon_loss, tok.normalize(latents).pow(2).mean())

@@ -116,7 +116,7 @@ def test_save_and_from_pretrained_are_bit_identical(tmp_path, objective):
     assert torch.equal(model.encode(wav), loaded.encode(wav))
 
 
-def test_latent_mean_and_scale_normalise_and_survive_export(tmp_path):
+def test_latent_mean_and_scale_normalize_and_survive_export(tmp_path):
     from dataclasses import replace
 
     torch.manual_seed(0)
@@ -125,8 +125,8 @@ def test_latent_mean_and_scale_normalise_and_survive_export(tmp_path):
     config = replace(tokenizer_config("tiny"), latent_mean=mean, latent_scale=4.0)
     model = build_tokenizer(config, with_vae=False).eval()
     z = torch.randn(1, 5, 8)
-    assert torch.allclose(model.normalise(z), (z - shift) * 4.0)
-    assert torch.allclose(model.denormalise(model.normalise(z)), z, atol=1e-6)
+    assert torch.allclose(model.normalize(z), (z - shift) * 4.0)
+    assert torch.allclose(model.denormalize(model.normalize(z)), z, atol=1e-6)
     plain = build_tokenizer(replace(config, latent_mean=None), with_vae=False).eval()
     plain.load_state_dict(model.state_dict())
     for p in plain.decoder.parameters():  # non-zero decoder so decode depends on the codes

@@ -1,0 +1,112 @@
+"""eval.audio_lm: held-out captioning and generation judgement of a (tiny) pipeline, baselines and report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from eval import audio_lm
+from eval.common import Item
+from eval.label_match import LabelTable
+from lmmsn.audio import save_audio
+from tests.conftest import sine
+
+TRAIN = [
+    {"path": f"train/{i}.wav", "category": c, "label": lab, "caption": cap}
+    for i, (c, lab, cap) in enumerate([("speech", "speech", 'a voice says "uno"')] * 5
+                                      + [("animal", "wolf", "a wolf howls")] * 3
+                                      + [("music_instrument", "snare drum", "a snare drum hit")] * 4
+                                      + [("human_sounds", "pain grunt", "a cartoonish voice grunts in pain")] * 2)
+]
+
+
+def test_categories_with_enough_clips_and_frequency_baselines():
+    rows = [{"category": c} for c in ["a"] * 5 + ["b"] * 3 + ["c"] * 2]
+    assert audio_lm.choose_categories(rows, 3) == (["a", "b"], {"c": 2})
+    base = audio_lm.frequency_baselines(TRAIN)
+    assert base == {"majority_label": "speech", "majority_category": "speech", "most_frequent_caption": 'a voice says "uno"'}
+
+
+def test_judge_captions_counts_correct_empty_and_unmatched():
+    table = LabelTable.from_rows(TRAIN)
+    items = [Item("k1", "p", "animal", "wolf", "a wolf howls"), Item("k2", "p", "animal", "wolf", "a wolf howls"),
+             Item("k3", "p", "music_instrument", "snare drum", "a snare drum hit"), Item("k4", "p", "speech", "speech", "x")]
+    out = audio_lm.judge_captions(table, ["a wolf growls", "", "a drum hit", "a voice says hi"], items)
+    # 'a drum hit' names no term of these labels ('drum' alone is none): unmatched, wrong, not guessed
+    assert (out["n"], out["empty"], out["unmatched"]) == (4, 1, 2)
+    assert out["category_accuracy"] == 0.5 and out["label_accuracy"] == 0.5
+    assert out["per_category"]["animal"] == {"n": 2, "category_accuracy": 0.5, "label_accuracy": 0.5}
+    assert out["per_category"]["music_instrument"]["category_accuracy"] == 0.0
+    assert out["per_category"]["speech"]["label_accuracy"] == 1.0
+    with pytest.raises(ValueError):
+        audio_lm.judge_captions(table, ["x"], items)
+
+
+class BandEmbedder:
+    """A weights-free clip embedder for tests: log energy in 16 frequency bands (stands in for YAMNet)."""
+
+    def clip_embedding(self, wav, sample_rate):
+        x = torch.as_tensor(wav, dtype=torch.float32).reshape(-1)
+        spectrum = torch.fft.rfft(x).abs().numpy()
+        return np.log(np.array([b.mean() for b in np.array_split(spectrum, 16)]) + 1e-6)
+
+    def info(self):
+        return {"model": "band energies (test)", "weights_sha256": "none"}
+
+
+def test_run_on_a_tiny_pipeline_writes_the_report(tmp_path):
+    from tests.test_pipeline import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline(tmp_path / "model")
+    freqs = {"speech": 300.0, "animal": 900.0, "music_instrument": 2500.0, "human_sounds": 5000.0}
+    for row in TRAIN:
+        save_audio(tmp_path / row["path"], sine(0.3, 16000, freq=freqs[row["category"]]), 16000)
+    heldout = []
+    for i, (c, lab, cap) in enumerate([("animal", "wolf", "a wolf howls")] * 3 + [("speech", "speech", 'a voice says "dos"')] * 3
+                                      + [("music_instrument", "snare drum", "a snare drum hit")]):
+        heldout.append({"path": f"heldout/{i}.wav", "category": c, "label": lab, "caption": cap})
+        save_audio(tmp_path / heldout[-1]["path"], sine(0.3, 16000, freq=freqs[c] * 1.1), 16000)
+    for name, rows in (("train", TRAIN), ("heldout", heldout)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = audio_lm.EvalConfig(per_category=2, prompts=("Describe the audio.", "What is this sound?"), batch_size=2,
+                                     max_new_tokens=4, seconds=0.1, judge_per_category=3, save_wavs=1, batch_check=2,
+                                     metrics=("bleu_1", "rouge_l"), normalizer="simple",
+                                     judge_cache=str(tmp_path / "judge"))
+    result = audio_lm.run(str(pipe), str(tmp_path / "heldout.jsonl"), str(tmp_path / "train.jsonl"), str(tmp_path),
+                          str(tmp_path / "out"), settings, embedder=BandEmbedder())
+    es = result["evaluation_set"]
+    assert es["categories"] == ["animal", "speech"] and es["excluded_categories"] == {"music_instrument": 1}
+    assert len(es["keys"]) == 4
+    c = result["captioning"]
+    assert set(c["prompts"]) == set(settings.prompts)
+    for p in c["prompts"].values():
+        assert len(p["captions"]) == 4 and set(p["metrics"]["scores"]) == {"bleu_1", "rouge_l"}
+    # the majority class ('speech') is right on the 2 speech clips of 4; the rule covers the references
+    assert c["baselines"]["majority class"]["category_accuracy"] == 0.5
+    assert c["baselines"]["majority class"]["label_accuracy"] == 0.5
+    assert c["best_frequency_label_accuracy"] == 0.5
+    assert c["reference captions (rule coverage)"]["label_accuracy"] == 1.0
+    assert 0.0 <= c["batch_check"]["differing_fraction"] <= 1.0
+    g = result["generation"]
+    assert g["judge_settings"]["clips"] == 6 and g["judge"]["embedder"]["model"] == "band energies (test)"
+    # the judge names the real held-out clips (tones in each category's band) right; chance is 1/2
+    assert g["real heldout clips"]["accuracy"] == 1.0 and g["chance_uniform"] == 0.5
+    assert len(g["generated"]["predicted"]) == 4 and all(0 < s <= 0.1 + 1e-6 for s in g["generated_seconds"])
+    assert len(g["saved_wavs"]) == 2 and all((tmp_path / "out" / w["path"]).is_file() for w in g["saved_wavs"])
+    for name in ("audio_lm.json", "audio_lm.md", "audio_lm.png"):
+        assert (tmp_path / "out" / name).is_file()
+    md = (tmp_path / "out" / "audio_lm.md").read_text()
+    assert "majority class" in md and "real heldout clips" in md and "Batch check" in md
+    lis = result["listening"]  # the tiny pipeline is chat style: both measures, on the 4 clips
+    assert lis["reliance"]["n"] == 4 and lis["reliance"]["tokens"] > 4 and lis["forced_choice"]["n"] == 4
+    assert set(lis["forced_choice"]["answers"]) == {"animal", "speech"} and "Does the model listen?" in md
+    header = next(line for line in md.splitlines() if line.startswith("| system | category acc"))
+    assert header.endswith("| bleu_1 | rouge_l |")  # the metrics asked for are the columns (not a fixed list)
+    saved = json.loads((tmp_path / "out" / "audio_lm.json").read_text())
+    assert saved["settings"]["prompts"] == list(settings.prompts) and saved["tool"] == "audio_lm"
+    assert (tmp_path / "judge" / "probe.json").is_file()  # cached: a second fit reuses it
+    judge, _ = audio_lm.fit_judge(TRAIN, tmp_path, ["animal", "speech"], 3, 0, tmp_path / "judge", BandEmbedder())
+    assert judge.classes == ["animal", "speech"]
