@@ -170,17 +170,29 @@ def test_suite_with_tokenizers_decodes_judges_speech_only_and_writes_players(tmp
 
 
 @pytest.mark.slow  # YAMNet's 1024-d FAD per row (scipy sqrtm): ~8 s each on 2 loaded cores
-def test_tagging_section_reports_yamnet_agreement_of_reconstructions(tmp_path, tiny_tokenizers):
+def test_tagging_section_reports_yamnet_agreement_of_reconstructions(tmp_path):
     from eval.judges import MissingJudge, YamNet
 
     try:
         YamNet.load(threads=1)
     except MissingJudge as exc:
         pytest.skip(f"YAMNet judge not installed: {exc}")
+    from dataclasses import replace
+
+    from lmmsn.tokenizer.model import SIZES, build_tokenizer, tokenizer_config
+    from lmmsn.tokenizer.vae import VAEConfig
+
+    # the real frontend (HiFi-GAN), so its resynthesis row is a true ceiling: with the tiny
+    # random VAE "resynthesis" is itself noise and may land closer or farther than a random
+    # tokenizer (CI of stop 17: KL 2.57 vs 2.20)
+    torch.manual_seed(0)
+    tiny = SIZES["tiny"]
+    fm = build_tokenizer(tokenizer_config("tiny", vae=VAEConfig(architecture="mel-hifigan"), decoder=replace(tiny.decoder, dim=64, ffn_dim=128)),
+                         with_vae=False).save_pretrained(tmp_path / "fm")
     cfg = {
         "output_dir": str(tmp_path / "report"),
         "data": {"manifest": str(_speech_manifest(tmp_path)), "audio_root": str(tmp_path), "categories": ["speech", "tone"], "per_category": 2, "max_seconds": 5.0},
-        "reconstruction": {"tokenizers": {"fm": tiny_tokenizers["VQ+FM (tiny)"]}, "steps": 2, "examples": 1},
+        "reconstruction": {"tokenizers": {"fm": str(fm)}, "steps": 2, "examples": 1},
         "tagging": {},
     }
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
@@ -191,7 +203,8 @@ def test_tagging_section_reports_yamnet_agreement_of_reconstructions(tmp_path, t
     row = tagging["reconstructions"]["fm"]
     assert 0.0 <= row["datasets"]["speech"]["yamnet_agree"] <= 1.0 and row["datasets"]["tone"]["yamnet_kl"] >= 0.0 and row["fad_yamnet"] > 0
     ceiling = [v for n, v in tagging["reconstructions"].items() if n.startswith("resynthesis")][0]
-    assert ceiling["average"]["yamnet_kl"] <= row["average"]["yamnet_kl"] + 1e-6  # a random tokenizer is no closer than the frontend itself
+    print("yamnet_kl resynthesis", ceiling["average"]["yamnet_kl"], "random tokenizer", row["average"]["yamnet_kl"])
+    assert ceiling["average"]["yamnet_kl"] < row["average"]["yamnet_kl"]  # a random tokenizer is farther than the frontend itself
     md = (out / "tagging.md").read_text()
     assert "same-category chance" in md and (out / "tagging.png").stat().st_size > 1000 and 'src="tagging.png"' in (out / "index.html").read_text()
 
