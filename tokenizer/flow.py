@@ -135,6 +135,7 @@ def sample(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     source_mean: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Integrate dx/dt = velocity(x, t) from noise at t = 0 to t = 1.
 
@@ -147,6 +148,8 @@ def sample(
         device / dtype: of x.
         source_mean: mean of the source (`source: codes`), of `shape`; the noise is then
             scaled by `config.source_scale` too.
+        noise: the standard normal starting noise itself (of `shape`), instead of drawing it
+            from `generator` (windowed decodes share one draw across overlapping windows).
 
     Returns:
         x at t = 1, of `shape`.
@@ -156,7 +159,11 @@ def sample(
     steps = config.steps if steps is None else steps
     temperature = config.temperature if temperature is None else temperature
     method = config.method if method is None else method
-    x0 = temperature * torch.randn(shape, device=device, dtype=dtype, generator=generator)
+    if noise is None:
+        noise = torch.randn(shape, device=device, dtype=dtype, generator=generator)
+    elif tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"noise has shape {tuple(noise.shape)}, the flow state is {tuple(shape)}")
+    x0 = temperature * noise.to(device, dtype)
     if source_mean is not None:
         x0 = source_mean.to(dtype) + config.source_scale * x0
 

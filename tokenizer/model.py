@@ -37,6 +37,8 @@ from lmmsn.tokenizer.vae import LatentAutoencoder, VAEConfig, build_vae, fronten
 logger = logging.getLogger(__name__)
 
 EXPORT_KIND = "audio_tokenizer"
+ENCODE_CHUNK_FRAMES = 1024
+"Waveform encodes of more latent frames than this (~48 s at 21.5 frames/s) run chunked (`AudioTokenizer.encode`)."
 
 
 @dataclass
@@ -57,8 +59,16 @@ class TokenizerConfig:
     "Latents are multiplied by this (one number, or one per dim) before the encoder / as flow targets, divided after decoding (unit variance suits the N(0, I) flow source)."
     latent_mean: list[float] | None = None
     "Per-dimension mean subtracted before scaling and added back after decoding (None: no shift); `python -m lmmsn.tokenizer.latents SHARDS` measures it and latent_scale (the tokenizer recipe does so itself with data.normalize)."
+    decode_window: int | None = None
+    "Decode clips of more frames than this in overlapping windows of this many frames (cross-faded in latent space, one noise draw shared), so the decoder never sees more context than it was trained on; None: one pass over the whole clip."
+    decode_overlap: int = 16
+    "Frames by which consecutive decode windows overlap (the linear cross-fade's length)."
 
     def __post_init__(self) -> None:
+        if self.decode_window is not None and not 0 <= self.decode_overlap < self.decode_window:
+            raise ValueError(f"decode_overlap must be in [0, decode_window); got window {self.decode_window}, overlap {self.decode_overlap}")
+        if self.decode_overlap < 0:
+            raise ValueError(f"decode_overlap must be >= 0, got {self.decode_overlap}")
         scales = self.latent_scale if isinstance(self.latent_scale, list) else [self.latent_scale]
         if isinstance(self.latent_scale, list) and len(scales) != self.latent_dim:
             raise ValueError(f"latent_scale has {len(scales)} values, the VAE latent dim is {self.latent_dim}")
@@ -250,6 +260,8 @@ class AudioTokenizer(nn.Module):
         temperature: float | None = None,
         generator: torch.Generator | None = None,
         mask: torch.Tensor | None = None,
+        window: int | None = None,
+        overlap: int | None = None,
     ) -> torch.Tensor:
         """Codes [B, T] -> latents [B, T, L] by the ODE (cfm) or one pass (mse).
 
@@ -258,8 +270,41 @@ class AudioTokenizer(nn.Module):
             steps / temperature: override `config.flow` for this call.
             generator: source of the starting noise, for reproducible decodes.
             mask: [B, T] bool, valid frames of a padded batch.
+            window / overlap: decode more than `window` frames in windows of `window` frames
+                overlapping by `overlap`, cross-faded linearly (None: `config.decode_window` /
+                `config.decode_overlap`; a window of None is one pass). Every window starts from
+                its slice of one noise draw for the whole clip, so overlapping frames start equal.
         """
         codes = codes.to(self._device())
+        window = self.config.decode_window if window is None else window
+        overlap = self.config.decode_overlap if overlap is None else overlap
+        length = codes.shape[1]
+        if window is None or length <= window:
+            return self._decode_pass(codes, steps, temperature, generator, mask, noise=None)
+        if not 0 <= overlap < window:
+            raise ValueError(f"decode overlap must be in [0, window); got window {window}, overlap {overlap}")
+        dev = codes.device
+        noise = None
+        if self.config.flow.objective != "mse":
+            noise = torch.randn((*codes.shape, self.latent_dim), device=dev, generator=generator)
+        out = torch.zeros((*codes.shape, self.latent_dim), device=dev)
+        weight = torch.zeros(length, device=dev)
+        for start in window_starts(length, window, overlap):
+            span = slice(start, start + window)
+            part_mask = None
+            if mask is not None:  # a row that is all padding here still needs one valid frame to attend to
+                part_mask = mask[:, span].clone()
+                part_mask[~part_mask.any(1)] = True
+            z = self._decode_pass(codes[:, span], steps, temperature, None, part_mask,
+                                  noise=None if noise is None else noise[:, span])
+            w = crossfade(window, overlap, fade_in=start > 0, fade_out=start + window < length).to(dev)
+            out[:, span] += z.float() * w[None, :, None]
+            weight[span] += w
+        return out / weight[None, :, None]
+
+    def _decode_pass(self, codes: torch.Tensor, steps: int | None, temperature: float | None,
+                     generator: torch.Generator | None, mask: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:
+        """One decoder pass over all of `codes` [B, T] -> latents [B, T, L] (denormalized)."""
         q = self.quantizer.decode(codes)  # [B, T, Q]
         shape = (*codes.shape, self.latent_dim)
         if self.config.flow.objective == "mse":
@@ -276,15 +321,22 @@ class AudioTokenizer(nn.Module):
                 device=q.device,
                 dtype=q.dtype,
                 source_mean=self._source_mean(q),
+                noise=noise,
             )
         return self.denormalize(z)
 
     # ----------------------------------------------------------------- waveforms
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
-        """Waveform [B, C, N] or [C, N] -> codes [B, T] int64."""
-        z = self._require_vae().encode(wav, sample_rate)  # [B, L, T]
-        return self.encode_latents(z.transpose(1, 2).float())
+    def encode(self, wav: torch.Tensor, sample_rate: int | None = None, chunk_frames: int | None = ENCODE_CHUNK_FRAMES) -> torch.Tensor:
+        """Waveform [B, C, N] or [C, N] -> codes [B, T] int64.
+
+        chunk_frames: latents longer than this are encoded in chunks with a key/value cache
+        (the same codes as one pass, attention memory linear in the length: whole files);
+        None: always one pass.
+        """
+        z = self._require_vae().encode(wav, sample_rate).transpose(1, 2).float()  # [B, T, L]
+        chunked = chunk_frames is not None and z.shape[1] > chunk_frames
+        return self.encode_latents(z, chunk_frames=chunk_frames if chunked else None)
 
     @torch.no_grad()
     def decode(
@@ -294,12 +346,16 @@ class AudioTokenizer(nn.Module):
         temperature: float | None = None,
         generator: torch.Generator | None = None,
         length: int | None = None,
+        window: int | None = None,
+        overlap: int | None = None,
     ) -> torch.Tensor:
-        """Codes [B, T] -> waveform [B, C, N] (cut to `length` samples if given)."""
+        """Codes [B, T] -> waveform [B, C, N] (cut to `length` samples if given); window /
+        overlap as in `decode_latents` (the VAE decodes the blended latents in one pass)."""
         vae = self._require_vae()
         if codes.dim() == 1:
             codes = codes[None]
-        z = self.decode_latents(codes, steps=steps, temperature=temperature, generator=generator)  # [B, T, L]
+        z = self.decode_latents(codes, steps=steps, temperature=temperature, generator=generator,
+                                window=window, overlap=overlap)  # [B, T, L]
         return vae.decode(z.transpose(1, 2), length)
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -382,6 +438,29 @@ class AudioTokenizer(nn.Module):
             raise ValueError(f"{directory}: weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
         model.eval()
         return model.to(device) if device is not None else model
+
+
+def window_starts(length: int, window: int, overlap: int) -> list[int]:
+    """First frames of the decode windows over `length` frames: a hop of window - overlap,
+    the last window ending at the last frame (it may overlap its neighbour by more)."""
+    if length <= window:
+        return [0]
+    hop = window - overlap
+    starts = list(range(0, length - window, hop))
+    return starts + [length - window]
+
+
+def crossfade(window: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
+    """Blend weights [window] of one decode window: linear ramps over `overlap` frames at the
+    ends that meet a neighbour, never exactly 0 (so every frame has weight), 1 elsewhere."""
+    w = torch.ones(window)
+    if overlap > 0:
+        ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        if fade_in:
+            w[:overlap] = torch.minimum(w[:overlap], ramp)
+        if fade_out:
+            w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
+    return w
 
 
 def read_tokenizer_config(directory: str | Path) -> TokenizerConfig:
