@@ -37,8 +37,6 @@ from lmmsn.tokenizer.vae import LatentAutoencoder, VAEConfig, build_vae, fronten
 logger = logging.getLogger(__name__)
 
 EXPORT_KIND = "audio_tokenizer"
-ENCODE_CHUNK_FRAMES = 1024
-"Waveform encodes of more latent frames than this (~48 s at 21.5 frames/s) run chunked (`AudioTokenizer.encode`)."
 
 
 @dataclass
@@ -327,12 +325,14 @@ class AudioTokenizer(nn.Module):
 
     # ----------------------------------------------------------------- waveforms
     @torch.no_grad()
-    def encode(self, wav: torch.Tensor, sample_rate: int | None = None, chunk_frames: int | None = ENCODE_CHUNK_FRAMES) -> torch.Tensor:
+    def encode(self, wav: torch.Tensor, sample_rate: int | None = None, chunk_frames: int | None = None) -> torch.Tensor:
         """Waveform [B, C, N] or [C, N] -> codes [B, T] int64.
 
         chunk_frames: latents longer than this are encoded in chunks with a key/value cache
-        (the same codes as one pass, attention memory linear in the length: whole files);
-        None: always one pass.
+        (the same codes; for streaming, or attention kernels whose memory grows as T^2);
+        None: one pass. On CPU one causal pass is the better default: torch's flash kernel
+        keeps its memory linear in T, and chunking saved none and ran 2x slower on 30 minutes
+        of latents (bench/long_encode.py, docs/performance.md).
         """
         z = self._require_vae().encode(wav, sample_rate).transpose(1, 2).float()  # [B, T, L]
         chunked = chunk_frames is not None and z.shape[1] > chunk_frames
