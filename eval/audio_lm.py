@@ -25,7 +25,9 @@ size and reports the fraction of captions that differ.
 Listening (`eval.listening`, no judge model): the reference caption's NLL per
 token given its own clip vs a clip of another category (0 gain: the captions do
 not depend on the audio), and, for chat pipelines, the category answer the model
-scores highest for the fine-tuning dialogues' category question, vs chance.
+scores highest for the fine-tuning dialogues' category question, vs chance, and
+a linear probe of the category on the hidden state where it must answer (fitted
+on training clips): whether the audio reaches the answer at all.
 
 Generation. For each clip's reference caption the pipeline generates audio
 (`Pipeline.generate`, its own prompt); a `CategoryJudge` (YAMNet embedding +
@@ -146,6 +148,16 @@ def caption_all(pipeline: Any, audios: Sequence[Any], prompt: str, batch_size: i
 # --------------------------------------------------------------------------- generation
 
 
+def draw_training(train_rows: Sequence[Mapping[str, Any]], categories: Sequence[str], per_category: int,
+                  seed: int) -> list[Mapping[str, Any]]:
+    """Up to `per_category` training rows of each category, a seeded draw (same rows for the same seed)."""
+    picked: list[Mapping[str, Any]] = []
+    for cat in categories:
+        rows = sorted((r for r in train_rows if r.get("category") == cat), key=lambda r: r["path"])
+        picked.extend(random.Random(f"{seed}:{cat}").sample(rows, min(per_category, len(rows))))
+    return picked
+
+
 def fit_judge(train_rows: Sequence[Mapping[str, Any]], audio_root: Path, categories: Sequence[str],
               per_category: int, seed: int, cache: Path | None, embedder: Any | None = None) -> tuple[Any, dict[str, Any]]:
     """A CategoryJudge fitted on real training clips of `categories` (cached in `cache` by its settings).
@@ -155,11 +167,7 @@ def fit_judge(train_rows: Sequence[Mapping[str, Any]], audio_root: Path, categor
     from eval.common import load_clips
     from eval.judges import CategoryJudge
 
-    pool = [r for r in train_rows if r.get("category") in categories]
-    picked: list[Mapping[str, Any]] = []
-    for cat in categories:
-        rows = sorted((r for r in pool if r["category"] == cat), key=lambda r: r["path"])
-        picked.extend(random.Random(f"{seed}:{cat}").sample(rows, min(per_category, len(rows))))
+    picked = draw_training(train_rows, categories, per_category, seed)
     settings = {"categories": list(categories), "per_category": per_category, "seed": seed,
                 "clips": len(picked), "seconds": INPUT_SECONDS, "fitted_on": "real training clips (first 10 s)",
                 "keys_sha1": hashlib.sha1("\n".join(r["path"] for r in picked).encode()).hexdigest()}
@@ -235,10 +243,14 @@ class EvalConfig:
     "Captioning metrics' normalizer (eval.captioning: auto, ptb, simple)."
     listening: bool = True
     "Also score the clips' effect on the LM (eval.listening: audio reliance, forced-choice category)."
+    probe_per_category: int = 40
+    "Training clips per category the answer-state probe (eval.listening) is fitted on; 0: no probe."
 
     def __post_init__(self) -> None:
         if self.per_category < 1 or self.batch_size < 1 or self.max_new_tokens < 1 or not self.prompts:
             raise ValueError("per_category, batch_size and max_new_tokens must be >= 1 and prompts non-empty")
+        if self.probe_per_category < 0:
+            raise ValueError(f"probe_per_category must be >= 0, got {self.probe_per_category}")
 
 
 def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, settings: EvalConfig | None = None,
@@ -303,6 +315,16 @@ def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, 
         listening = {"reliance": audio_reliance(pipeline, codes, [it.caption for it in items], labels, first, seed)}
         if pipeline.config.prompt_style == "chat":
             listening["forced_choice"] = forced_choice(pipeline, codes, labels, CATEGORY_QUESTION)
+            fit_rows = draw_training(train_rows, categories, st.probe_per_category, seed) if st.probe_per_category > 0 else []
+            if len({r["category"] for r in fit_rows}) >= 2:  # a probe needs two training categories
+                from eval.listening import answer_state_probe
+
+                fit_items = [Item(r["path"], root / r["path"], r["category"], str(r.get("label")), str(r.get("caption")))
+                             for r in fit_rows]
+                fit_codes = pipeline.encode([w for w, _ in load_clips(fit_items, pipeline.sample_rate, pipeline.channels,
+                                                                      INPUT_SECONDS)], pipeline.sample_rate)
+                listening["probe"] = answer_state_probe(pipeline, fit_codes, [it.category for it in fit_items],
+                                                        codes, labels, CATEGORY_QUESTION)
 
     generation: dict[str, Any] | None = None
     if st.generate:
@@ -455,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-generate", action="store_true", help="captioning only")
     parser.add_argument("--no-listening", action="store_true", help="skip eval.listening (audio reliance, forced choice)")
+    parser.add_argument("--probe-per-category", type=int, default=40,
+                        help="training clips per category for the answer-state probe (0: none)")
     parser.add_argument("--judge-per-category", type=int, default=300)
     parser.add_argument("--judge-cache", default=None, help="folder to keep the fitted category judge in")
     parser.add_argument("--seconds", type=float, default=10.0, help="longest generated clip")
@@ -472,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         max_new_tokens=args.max_new_tokens, seed=args.seed, generate=not args.no_generate,
         judge_per_category=args.judge_per_category, judge_cache=args.judge_cache, seconds=args.seconds,
         temperature=args.temperature, top_k=args.top_k, save_wavs=args.save_wavs,
-        metrics=tuple(m for m in args.metrics.split(",") if m), normalizer=args.normalizer, listening=not args.no_listening)
+        metrics=tuple(m for m in args.metrics.split(",") if m), normalizer=args.normalizer, listening=not args.no_listening,
+        probe_per_category=args.probe_per_category)
     return run(args.pipeline, args.heldout, args.train, args.audio_root, args.out, settings)
 
 

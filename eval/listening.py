@@ -19,6 +19,13 @@ log-probabilities instead, on the same held-out clips:
   over the evaluated clips (contextual calibration), which cancels a fixed preference
   for one answer and leaves how the clip moves the choice. Chat-style pipelines only
   (a pretrained-only model was never asked questions).
+* **Answer-state probe** (`answer_state_probe`): does the clip's category reach the
+  hidden state from which the model must answer, even when its answer ignores it?
+  A logistic regression on each layer's hidden state at the input position of the
+  category answer's first token, fitted on training clips and scored on the held-out
+  ones (layer 0, the prompt's last embedding, is the same for every clip: chance, a
+  built-in check). High probe accuracy with a forced choice at chance means the model
+  pools its audio but never learned to answer from it. Chat-style pipelines only.
 
 Scores come from the training renderer (`llm.prompts.render_chat` /
 `render_pretraining` + `tokenize_rendered`), so the scored tokens are exactly those
@@ -166,6 +173,46 @@ def forced_choice(pipeline: Any, codes: Sequence[torch.Tensor], categories: Sequ
     }
 
 
+@torch.no_grad()
+def answer_states(pipeline: Any, codes: Sequence[torch.Tensor], question: str = CATEGORY_QUESTION) -> np.ndarray:
+    """[clips, layers + 1, D] hidden states at the input position of the answer's first token."""
+    from tqdm import tqdm
+
+    out = []
+    for c in tqdm(codes, desc="answer states", unit="clip", mininterval=2):
+        ex = _examples(pipeline, c, ["x."], question)[0]
+        first = int((ex.labels >= 0).nonzero()[0])  # the first reply token; it is predicted at first - 1
+        hidden = pipeline.lm.model(input_ids=ex.input_ids[None].to(pipeline.device), output_hidden_states=True).hidden_states
+        out.append(np.stack([h[0, first - 1].float().cpu().numpy() for h in hidden]))
+    return np.stack(out)
+
+
+def answer_state_probe(pipeline: Any, train_codes: Sequence[torch.Tensor], train_categories: Sequence[str],
+                       codes: Sequence[torch.Tensor], categories: Sequence[str], question: str = CATEGORY_QUESTION,
+                       strength: float = 0.1) -> dict[str, Any]:
+    """Per layer: a linear probe of the category on the answer-position hidden state (module docstring).
+
+    `strength`: the inverse L2 penalty C of scikit-learn's LogisticRegression, on standardised features.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    if len(set(train_categories)) < 2:
+        raise ValueError("the answer-state probe needs training clips of at least 2 categories")
+    fit_x, test_x = answer_states(pipeline, train_codes, question), answer_states(pipeline, codes, question)
+    layers = []
+    for layer in range(fit_x.shape[1]):
+        scaler = StandardScaler().fit(fit_x[:, layer])
+        clf = LogisticRegression(C=strength, max_iter=2000).fit(scaler.transform(fit_x[:, layer]), list(train_categories))
+        layers.append({"layer": layer, "train_accuracy": float(clf.score(scaler.transform(fit_x[:, layer]), list(train_categories))),
+                       "heldout_accuracy": float(clf.score(scaler.transform(test_x[:, layer]), list(categories)))})
+    most = Counter(categories).most_common(1)[0][1]
+    return {"question": question, "n_train": len(train_codes), "n": len(codes), "strength": strength,
+            "chance_uniform": 1 / len(set(categories)), "majority": most / max(1, len(categories)),
+            "layers": layers, "last_layer_heldout": layers[-1]["heldout_accuracy"],
+            "best_layer_heldout": max(x["heldout_accuracy"] for x in layers)}
+
+
 def listening_md(listening: dict[str, Any]) -> str:
     """The report's section on both measures."""
     lines = ["## Does the model listen?", ""]
@@ -189,4 +236,13 @@ def listening_md(listening: dict[str, Any]) -> str:
             row = [str(f["confusion"].get(t, {}).get(c, 0)) for c in cats]
             lines.append(f"| {t} | " + " | ".join(row) + f" | {f['per_category_accuracy'][t]:.2f} |")
         lines.append("")
+    p = listening.get("probe")
+    if p:
+        lines += [f"Answer-state probe (a linear probe of the category on each layer's hidden state where the model "
+                  f"must answer \"{p['question']}\"; fitted on {p['n_train']} training clips, scored on these {p['n']}; "
+                  f"chance {p['chance_uniform']:.3f}): last layer **{p['last_layer_heldout']:.3f}**. Well above the "
+                  f"forced choice = the audio reaches the answer position but the answer does not use it.", "",
+                  "| layer | " + " | ".join(str(x["layer"]) for x in p["layers"]) + " |", "|---" * (len(p["layers"]) + 1) + "|",
+                  "| held-out | " + " | ".join(f"{x['heldout_accuracy']:.2f}" for x in p["layers"]) + " |",
+                  "| training | " + " | ".join(f"{x['train_accuracy']:.2f}" for x in p["layers"]) + " |", ""]
     return "\n".join(lines)

@@ -103,6 +103,9 @@ def test_run_on_a_tiny_pipeline_writes_the_report(tmp_path):
     lis = result["listening"]  # the tiny pipeline is chat style: both measures, on the 4 clips
     assert lis["reliance"]["n"] == 4 and lis["reliance"]["tokens"] > 4 and lis["forced_choice"]["n"] == 4
     assert set(lis["forced_choice"]["answers"]) == {"animal", "speech"} and "Does the model listen?" in md
+    probe = lis["probe"]  # fitted on every training clip of the evaluated categories (5 speech + 3 animal), scored on the 4
+    assert probe["n_train"] == 8 and probe["n"] == 4 and len(probe["layers"]) == 3 and "Answer-state probe" in md
+    assert probe["layers"][0]["heldout_accuracy"] == 0.5  # layer 0: the same embedding for every clip
     header = next(line for line in md.splitlines() if line.startswith("| system | category acc"))
     assert header.endswith("| bleu_1 | rouge_l |")  # the metrics asked for are the columns (not a fixed list)
     saved = json.loads((tmp_path / "out" / "audio_lm.json").read_text())

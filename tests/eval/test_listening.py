@@ -136,3 +136,50 @@ def test_derangement_never_pairs_a_clip_with_its_own_category():
         assert all(cats[j] != c for j, c in zip(other, cats, strict=True))
     with pytest.raises(ValueError, match="2 categories"):
         listening.derangement(["a", "a"], 0)
+
+
+def _range_clips(n_per: int, seed: int, length: int = 10):
+    """Category k draws its codes from its own range: the pooled audio tells the category apart."""
+    g = torch.Generator().manual_seed(seed)
+    codes, cats = [], []
+    for k, c in enumerate(CATS):
+        for _ in range(n_per):
+            codes.append(torch.randint(3 + 9 * k, 12 + 9 * k, (length,), generator=g))
+            cats.append(c)
+    return codes, cats
+
+
+class _Deaf(torch.nn.Module):
+    """The real model with every audio id replaced by <a_0> (hidden states included)."""
+
+    def __init__(self, model, voc):
+        super().__init__()
+        self.model, self.voc = model, voc
+
+    def forward(self, input_ids, **kw):
+        ids = input_ids.clone()
+        ids[(ids >= self.voc.first_audio_id) & (ids < self.voc.first_audio_id + self.voc.codebook_size)] = self.voc.first_audio_id
+        return self.model(input_ids=ids, **kw)
+
+
+def test_answer_state_probe_reads_the_category_when_the_audio_reaches_the_answer(pipe):
+    pytest.importorskip("sklearn")
+    train, train_cats = _range_clips(8, seed=1)
+    test, test_cats = _range_clips(4, seed=2)
+    probe = listening.answer_state_probe(pipe, train, train_cats, test, test_cats)
+    layers = probe["layers"]
+    assert len(layers) == pipe.lm.model.config.num_hidden_layers + 1 and probe["n_train"] == 24 and probe["n"] == 12
+    assert layers[0]["heldout_accuracy"] == pytest.approx(1 / 3)  # the prompt's last embedding: same for every clip
+    # a random LM still pools which code range the clip used (chance 1/3; 0.92 and 0.83 here)
+    assert min(x["heldout_accuracy"] for x in layers[1:]) >= 0.75 and all(x["train_accuracy"] == 1.0 for x in layers[1:])
+    real = pipe.lm.model
+    try:
+        pipe.lm.model = _Deaf(real, pipe.vocabulary)
+        deaf = listening.answer_state_probe(pipe, train, train_cats, test, test_cats)
+    finally:
+        pipe.lm.model = real
+    assert all(x["heldout_accuracy"] == pytest.approx(1 / 3) for x in deaf["layers"])  # nothing of the clip arrives
+    md = listening.listening_md({"probe": probe})
+    assert "Answer-state probe" in md and f"last layer **{probe['last_layer_heldout']:.3f}**" in md
+    with pytest.raises(ValueError, match="2 categories"):
+        listening.answer_state_probe(pipe, train[:2], ["animal", "animal"], test, test_cats)
