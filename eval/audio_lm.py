@@ -158,6 +158,23 @@ def draw_training(train_rows: Sequence[Mapping[str, Any]], categories: Sequence[
     return picked
 
 
+def encode_or_skip(pipeline: Any, items: Sequence[Item]) -> tuple[list[Any], list[str], list[dict[str, str]]]:
+    """Codes and categories of the items the pipeline can encode; the others (too short for one
+    latent frame, unreadable) are skipped and listed with the reason, instead of ending the run."""
+    from eval.common import load_clips
+    from lmmsn.audio import AudioError
+
+    codes, cats, skipped = [], [], []
+    for it, (wav, _) in zip(items, load_clips(items, pipeline.sample_rate, pipeline.channels, INPUT_SECONDS), strict=True):
+        try:
+            codes.append(pipeline.encode([wav], pipeline.sample_rate)[0])
+            cats.append(it.category)
+        except AudioError as exc:
+            log.warning("%s: skipped (%s)", it.path, exc)
+            skipped.append({"path": str(it.path), "reason": str(exc)})
+    return codes, cats, skipped
+
+
 def fit_judge(train_rows: Sequence[Mapping[str, Any]], audio_root: Path, categories: Sequence[str],
               per_category: int, seed: int, cache: Path | None, embedder: Any | None = None) -> tuple[Any, dict[str, Any]]:
     """A CategoryJudge fitted on real training clips of `categories` (cached in `cache` by its settings).
@@ -321,10 +338,10 @@ def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, 
 
                 fit_items = [Item(r["path"], root / r["path"], r["category"], str(r.get("label")), str(r.get("caption")))
                              for r in fit_rows]
-                fit_codes = pipeline.encode([w for w, _ in load_clips(fit_items, pipeline.sample_rate, pipeline.channels,
-                                                                      INPUT_SECONDS)], pipeline.sample_rate)
-                listening["probe"] = answer_state_probe(pipeline, fit_codes, [it.category for it in fit_items],
-                                                        codes, labels, CATEGORY_QUESTION)
+                fit_codes, fit_cats, skipped = encode_or_skip(pipeline, fit_items)
+                if len(set(fit_cats)) >= 2:
+                    listening["probe"] = {**answer_state_probe(pipeline, fit_codes, fit_cats, codes, labels, CATEGORY_QUESTION),
+                                          "skipped_training_clips": skipped}
 
     generation: dict[str, Any] | None = None
     if st.generate:

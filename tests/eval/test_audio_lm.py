@@ -113,3 +113,17 @@ def test_run_on_a_tiny_pipeline_writes_the_report(tmp_path):
     assert (tmp_path / "judge" / "probe.json").is_file()  # cached: a second fit reuses it
     judge, _ = audio_lm.fit_judge(TRAIN, tmp_path, ["animal", "speech"], 3, 0, tmp_path / "judge", BandEmbedder())
     assert judge.classes == ["animal", "speech"]
+
+
+def test_clips_too_short_to_encode_are_listed_not_fatal(tmp_path):
+    import lmmsn
+    from tests.test_pipeline import build_tiny_pipeline
+
+    pipe = lmmsn.load(str(build_tiny_pipeline(tmp_path / "model")), device="cpu")
+    save_audio(tmp_path / "ok.wav", sine(0.3, 16000, freq=440.0), 16000)
+    save_audio(tmp_path / "tiny.wav", sine(0.001, 16000, freq=440.0), 16000)  # 16 samples: under one latent frame
+    items = [audio_lm.Item("ok.wav", tmp_path / "ok.wav", "animal", "wolf", "a wolf"),
+             audio_lm.Item("tiny.wav", tmp_path / "tiny.wav", "speech", "speech", "a voice")]
+    codes, cats, skipped = audio_lm.encode_or_skip(pipe, items)
+    assert len(codes) == 1 and cats == ["animal"] and codes[0].numel() > 0
+    assert [s["path"] for s in skipped] == [str(tmp_path / "tiny.wav")] and "shorter than one latent frame" in skipped[0]["reason"]
