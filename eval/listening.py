@@ -240,8 +240,9 @@ def listening_md(listening: dict[str, Any]) -> str:
     if p:
         lines += [f"Answer-state probe (a linear probe of the category on each layer's hidden state where the model "
                   f"must answer \"{p['question']}\"; fitted on {p['n_train']} training clips, scored on these {p['n']}; "
-                  f"chance {p['chance_uniform']:.3f}): last layer **{p['last_layer_heldout']:.3f}**. Well above the "
-                  f"forced choice = the audio reaches the answer position but the answer does not use it.", "",
+                  f"chance {p['chance_uniform']:.3f}): last layer **{p['last_layer_heldout']:.3f}**, best layer "
+                  f"{p['best_layer_heldout']:.3f}. Far above the forced choice means the audio reaches the answer "
+                  f"position but the answer does not use it.", "",
                   "| layer | " + " | ".join(str(x["layer"]) for x in p["layers"]) + " |", "|---" * (len(p["layers"]) + 1) + "|",
                   "| held-out | " + " | ".join(f"{x['heldout_accuracy']:.2f}" for x in p["layers"]) + " |",
                   "| training | " + " | ".join(f"{x['train_accuracy']:.2f}" for x in p["layers"]) + " |", ""]
