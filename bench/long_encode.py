@@ -23,12 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loss_memory import _status_kb  # the memory benches share one reader of /proc/self/status
 
 
 def child(args: argparse.Namespace) -> dict[str, object]:

@@ -332,14 +332,13 @@ def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, 
         listening = {"reliance": audio_reliance(pipeline, codes, [it.caption for it in items], labels, first, seed)}
         if pipeline.config.prompt_style == "chat":
             listening["forced_choice"] = forced_choice(pipeline, codes, labels, CATEGORY_QUESTION)
-            fit_rows = draw_training(train_rows, categories, st.probe_per_category, seed) if st.probe_per_category > 0 else []
-            if len({r["category"] for r in fit_rows}) >= 2:  # a probe needs two training categories
+            if st.probe_per_category > 0:
                 from eval.listening import answer_state_probe
 
                 fit_items = [Item(r["path"], root / r["path"], r["category"], str(r.get("label")), str(r.get("caption")))
-                             for r in fit_rows]
+                             for r in draw_training(train_rows, categories, st.probe_per_category, seed)]
                 fit_codes, fit_cats, skipped = encode_or_skip(pipeline, fit_items)
-                if len(set(fit_cats)) >= 2:
+                if len(set(fit_cats)) >= 2:  # a probe needs two training categories
                     listening["probe"] = {**answer_state_probe(pipeline, fit_codes, fit_cats, codes, labels, CATEGORY_QUESTION),
                                           "skipped_training_clips": skipped}
 
