@@ -7,10 +7,11 @@ With shards: the training pipeline itself (`TokenBatches`: the LLM export's text
 audio vocabulary, the config's bucketing) renders the examples of both recipes (pretraining
 pairs and the fine-tuning mix) and the bench counts, over `--batches` batches, the padded
 fraction of the batch tensor (1 - real tokens / numel) with `packing` off (bucketed padding)
-and on. The OpenAQA-shaped mix: every example one 10 s clip (215 codes + <soa>/<eoa>), the
+and on (each bucketing buffer packed whole). The OpenAQA-shaped mix: every example one 10 s clip (215 codes + <soa>/<eoa>), the
 Vicuna system prompt and turn markers (~60 tokens), a question of 8-30 tokens and an answer
-of 2-120 tokens (OpenAQA's open-ended answers are long, its closed ones a word). Prints one
-line per mode and side, then the ratio on/off.
+of 2-120 tokens (OpenAQA's open-ended answers are long, its closed ones a word); there also
+"packed per batch", each bucketed batch packed on its own (the design before buffer packing).
+Prints one line per mode and side, then the ratio on/off.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def from_shards(shards: str, lm_dir: str, mode: str, settings: dict[str, Any], l
 
 
 def openaqa_shaped(settings: dict[str, Any], limit: int, seed: int = 0) -> dict[str, Any]:
-    from lmmsn.llm.data import bucket_batches, collate
-    from lmmsn.llm.packing import collate_packed
+    from lmmsn.llm.data import bucket_batches, collate, length_buffers
+    from lmmsn.llm.packing import collate_packed, packed_batches
     from lmmsn.llm.prompts import IGNORE_INDEX, Example
 
     def examples():
@@ -64,12 +65,16 @@ def openaqa_shaped(settings: dict[str, Any], limit: int, seed: int = 0) -> dict[
             labels[-answer:] = 1
             yield Example(torch.ones(n, dtype=torch.long), labels)
 
-    out = {}
-    for packing in (False, True):
-        gen = bucket_batches(examples(), settings["batch_size"], settings["bucket_batches"], random.Random(seed))
-        batches = (collate_packed(b, 0, settings["max_length"]) if packing else collate(b, 0) for b in gen)
-        out["packed" if packing else "padded"] = fractions(batches, limit)
-    return out
+    size, n = settings["batch_size"], settings["batch_size"] * settings["bucket_batches"]
+    gen = bucket_batches(examples(), size, settings["bucket_batches"], random.Random(seed))
+    return {
+        "padded": fractions((collate(b, 0) for b in gen), limit),
+        "packed per batch": fractions((collate_packed(b, 0, settings["max_length"])
+                                       for b in bucket_batches(examples(), size, settings["bucket_batches"],
+                                                               random.Random(seed))), limit),
+        "packed": fractions(packed_batches(length_buffers(examples(), n), size, random.Random(seed), 0,
+                                           settings["max_length"]), limit),
+    }
 
 
 def main() -> None:
@@ -95,11 +100,10 @@ def main() -> None:
     for name, r in result.items():
         if name == "settings":
             continue
-        for side in ("padded", "packed"):
-            v = r[side]
-            print(f"{name:15s} {side:6s} padding {v['padding']:.3f} ({v['batches']} batches, {v['real_tokens']} real of "
+        for side, v in r.items():
+            print(f"{name:15s} {side:16s} padding {v['padding']:.3f} ({v['batches']} batches, {v['real_tokens']} real of "
                   f"{v['batch_tokens']} tokens)")
-        print(f"{name:15s} ratio  packed/padded batch tokens {r['packed']['batch_tokens'] / r['padded']['batch_tokens']:.3f}")
+        print(f"{name:15s} ratio            packed/padded batch tokens {r['packed']['batch_tokens'] / r['padded']['batch_tokens']:.3f}")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
 

@@ -43,12 +43,13 @@ examples as the loader gave it samples, and the number of batches per rank
 never depends on how many samples were skipped (a repeat of a rare bad
 sample's neighbour costs less than a hung collective).
 
-Length bucketing (instead of packing, which would need varlen attention): a
-buffer of `batch_size * bucket_batches` examples is sorted by length, cut into
-batches of `batch_size`, and the batches are yielded in a seeded random order,
-so a batch holds similar lengths and padding stays small. The number of
-batches only depends on the number of examples, so the loader's per-rank
-balancing keeps DDP ranks in step.
+Length bucketing: a buffer of `batch_size * bucket_batches` examples is sorted
+by length, cut into batches of `batch_size`, and the batches are yielded in a
+seeded random order, so a batch holds similar lengths and padding stays small.
+The number of batches only depends on the number of examples, so the loader's
+per-rank balancing keeps DDP ranks in step. With `BatchConfig.packing` the same
+buffers are packed whole into rows and dealt into the same number of batches
+(`lmmsn.llm.packing`).
 
 Randomness (caption choice, pair order, generation draw, batch order) comes
 from a `random.Random` seeded with (seed, epoch, rank, worker); the dialogue
@@ -68,7 +69,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lmmsn.data.format import Sample, ShardFormatError
-from lmmsn.llm.packing import collate_packed
+from lmmsn.llm.packing import packed_batches
 from lmmsn.llm.prompts import (
     AUDIO_PLACEHOLDER,
     IGNORE_INDEX,
@@ -249,26 +250,27 @@ def collate(examples: Sequence[Example], pad_id: int, pad_to_multiple_of: int = 
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
+def length_buffers(examples: Iterator[Example], size: int) -> Iterator[list[Example]]:
+    """The stream cut into buffers of `size` examples (the last may be shorter): bucketing's unit."""
+    buffer: list[Example] = []
+    for example in examples:
+        buffer.append(example)
+        if len(buffer) >= size:
+            yield buffer
+            buffer = []
+    if buffer:
+        yield buffer
+
+
 def bucket_batches(
     examples: Iterator[Example], batch_size: int, bucket_batches: int, rng: random.Random
 ) -> Iterator[list[Example]]:
     """Group examples of similar length (see the module docstring)."""
-    buffer_size = batch_size * max(1, bucket_batches)
-    buffer: list[Example] = []
-
-    def flush() -> Iterator[list[Example]]:
+    for buffer in length_buffers(examples, batch_size * max(1, bucket_batches)):
         buffer.sort(key=len)
         batches = [buffer[i : i + batch_size] for i in range(0, len(buffer), batch_size)]
         rng.shuffle(batches)
-        buffer.clear()
         yield from batches
-
-    for example in examples:
-        buffer.append(example)
-        if len(buffer) >= buffer_size:
-            yield from flush()
-    if buffer:
-        yield from flush()
 
 
 @dataclass
@@ -292,9 +294,10 @@ class BatchConfig:
     pad_to_multiple_of: int = 8
     "Batch length rounded up to this."
     packing: bool = False
-    ("Pack each batch's examples into as few rows of max_length tokens as fit (`collate_packed`): positions "
-     "restart per example and attention never crosses examples; the same examples per batch, so batch counts, "
-     "DDP balance and mid-epoch resume are unchanged.")
+    ("Pack each length-sorting buffer's examples into rows of max_length tokens and deal the rows into as many "
+     "batches as bucketing makes (`lmmsn.llm.packing.packed_batches`): positions restart per example and "
+     "attention never crosses examples; batch counts, DDP balance and mid-epoch resume are unchanged, and a "
+     "batch holds batch_size examples on average, not exactly.")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_length < 8 or self.bucket_batches < 1:
@@ -463,12 +466,16 @@ class TokenBatches(IterableDataset):
         if resume is not None and resume[0] == self.epoch and resume[1] > 0:
             counts = self._worker_batches(num_workers) if num_workers > 1 else None
             skip = worker_skip(resume[1], worker, num_workers, counts)
-        for n, batch in enumerate(bucket_batches(self._examples(rng, where), s.batch_size, s.bucket_batches, rng)):
+        examples = self._examples(rng, where)
+        if s.packing:
+            batches = packed_batches(length_buffers(examples, s.batch_size * s.bucket_batches), s.batch_size, rng,
+                                     self.pad_id, s.max_length, s.pad_to_multiple_of)
+        else:
+            batches = (collate(b, self.pad_id, s.pad_to_multiple_of)
+                       for b in bucket_batches(examples, s.batch_size, s.bucket_batches, rng))
+        for n, batch in enumerate(batches):
             if n >= skip:
-                if s.packing:
-                    yield collate_packed(batch, self.pad_id, s.max_length, s.pad_to_multiple_of)
-                else:
-                    yield collate(batch, self.pad_id, s.pad_to_multiple_of)
+                yield batch
 
 
 def worker_skip(batches: int, worker: int, num_workers: int, counts: Sequence[int] | None = None) -> int:

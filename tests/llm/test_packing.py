@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from lmmsn.llm.data import collate
+from lmmsn.llm.data import bucket_batches, collate, length_buffers
 from lmmsn.llm.losses import LossConfig, audio_lm_loss
-from lmmsn.llm.packing import collate_packed, pack_rows
+from lmmsn.llm.packing import collate_packed, deal_rows, pack_rows, packed_batches
 from lmmsn.llm.prompts import IGNORE_INDEX, Example
 from lmmsn.llm.tiny import write_tiny_base
 
@@ -43,6 +43,62 @@ def test_the_row_capacity_is_chosen_for_the_fewest_batch_tokens():
 
     rows, length = best_rows([100] * 32, 320)  # at 320: 3 per row, 11 rows x 304 (the last row short)
     assert (len(rows), length) == (16, 200)  # two per row, nothing padded
+
+
+def _padding(batches) -> float:
+    real = sum(int(b["attention_mask"].sum()) for b in batches)
+    return 1 - real / sum(b["input_ids"].numel() for b in batches)
+
+
+def _stream(n: int, low: int, high: int, seed: int = 0) -> list[Example]:
+    rng = random.Random(seed)
+    return _examples(500, [rng.randint(low, high) for _ in range(n)], seed)
+
+
+def test_buffer_packing_keeps_every_example_once_and_the_batch_count():
+    examples = _stream(203, 12, 140)  # 3 full buffers of 8 x 8 and a short one of 11
+    packed_rng, bucket_rng = random.Random(5), random.Random(5)
+    packed = list(packed_batches(length_buffers(iter(examples), 64), 8, packed_rng, pad_id=0, capacity=160))
+    bucketed = list(bucket_batches(iter(examples), 8, 8, bucket_rng))
+    assert len(packed) == len(bucketed) == 26
+    assert packed_rng.random() == bucket_rng.random()  # the shared stream rng is consumed the same way
+    seen = sorted(tuple(b["input_ids"][r, c : c + n].tolist())
+                  for b in packed for r in range(b["input_ids"].shape[0])
+                  for c, n in _spans(b["position_ids"][r], b["attention_mask"][r]))
+    assert seen == sorted(tuple(e.input_ids.tolist()) for e in examples)
+    assert all(b["input_ids"].shape[1] <= 160 for b in packed)
+    assert sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in packed) == sum(
+        int((e.labels != IGNORE_INDEX).sum()) for e in examples)
+
+
+def _spans(positions: torch.Tensor, mask: torch.Tensor) -> list[tuple[int, int]]:
+    """(start, length) of each real example in a packed row: a run of mask 1 whose positions restart at 0."""
+    starts = [c for c in range(len(positions)) if int(positions[c]) == 0 and int(mask[c]) == 1]
+    ends = [*starts[1:], int(mask.sum())]
+    return [(a, b - a) for a, b in zip(starts, ends, strict=True)]
+
+
+def test_packing_the_buffer_pads_less_than_packing_each_batch():
+    # the demo fine-tuning mix's shape: mostly short examples, a tail of long ones
+    examples = _stream(512, 20, 120, seed=1) + _stream(64, 200, 320, seed=2)
+    random.Random(0).shuffle(examples)
+    per_batch = [collate_packed(b, 0, 320) for b in bucket_batches(iter(examples), 32, 18, random.Random(0))]
+    whole = list(packed_batches(length_buffers(iter(examples), 32 * 18), 32, random.Random(0), 0, 320))
+    assert len(whole) == len(per_batch) == 18
+    assert _padding(whole) < 0.02 < _padding(per_batch)
+
+
+def test_rows_are_dealt_longest_first_and_evenly():
+    dealt = deal_rows([100] * 9 + [30], num_batches=3, capacity=200)  # rows: 4 x 200, 100 + 30
+    assert [len(b) for b in dealt] == [1, 2, 2]  # the extra row goes with the shortest rows
+    assert deal_rows([5] * 4, num_batches=3, capacity=200) is None  # one row cannot make three batches
+
+
+def test_a_buffer_of_tiny_examples_still_gives_every_batch():
+    examples = _stream(20, 3, 6)
+    batches = list(packed_batches(length_buffers(iter(examples), 20), 8, random.Random(0), 0, 320))
+    assert len(batches) == 3 and all(int(b["attention_mask"].sum()) > 0 for b in batches)
+    assert sum(int(b["attention_mask"].sum()) for b in batches) == sum(len(e) for e in examples)
 
 
 @pytest.fixture(scope="module")
