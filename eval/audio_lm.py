@@ -158,21 +158,38 @@ def draw_training(train_rows: Sequence[Mapping[str, Any]], categories: Sequence[
     return picked
 
 
-def encode_or_skip(pipeline: Any, items: Sequence[Item]) -> tuple[list[Any], list[str], list[dict[str, str]]]:
+def encode_or_skip(pipeline: Any, items: Sequence[Item], audios: Sequence[Any] | None = None,
+                   ) -> tuple[list[Any], list[str], list[dict[str, str]]]:
     """Codes and categories of the items the pipeline can encode; the others (too short for one
-    latent frame, unreadable) are skipped and listed with the reason, instead of ending the run."""
+    latent frame, unreadable) are skipped and listed with the reason, instead of ending the run.
+
+    `audios`: the items' clips as `load_clips` gives them (loaded here when None).
+    """
+    codes, cats, skipped = [], [], []
+    for it, code, reason in _encode_each(pipeline, items, audios):
+        if code is None:
+            skipped.append({"path": str(it.path), "reason": reason})
+        else:
+            codes.append(code)
+            cats.append(it.category)
+    return codes, cats, skipped
+
+
+def _encode_each(pipeline: Any, items: Sequence[Item], audios: Sequence[Any] | None) -> list[tuple[Item, Any, str]]:
+    """(item, codes or None, why not) per item, one clip at a time."""
     from eval.common import load_clips
     from lmmsn.audio import AudioError
 
-    codes, cats, skipped = [], [], []
-    for it, (wav, _) in zip(items, load_clips(items, pipeline.sample_rate, pipeline.channels, INPUT_SECONDS), strict=True):
+    if audios is None:
+        audios = load_clips(items, pipeline.sample_rate, pipeline.channels, INPUT_SECONDS)
+    out = []
+    for it, (wav, _) in zip(items, audios, strict=True):
         try:
-            codes.append(pipeline.encode([wav], pipeline.sample_rate)[0])
-            cats.append(it.category)
+            out.append((it, pipeline.encode([wav], pipeline.sample_rate)[0], ""))
         except AudioError as exc:
             log.warning("%s: skipped (%s)", it.path, exc)
-            skipped.append({"path": str(it.path), "reason": str(exc)})
-    return codes, cats, skipped
+            out.append((it, None, str(exc)))
+    return out
 
 
 def fit_judge(train_rows: Sequence[Mapping[str, Any]], audio_root: Path, categories: Sequence[str],
@@ -292,6 +309,15 @@ def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, 
     base = frequency_baselines(train_rows)
     pipeline = lmmsn.load(pipeline_dir, device="cpu")
     audios = load_clips(items, pipeline.sample_rate, pipeline.channels, INPUT_SECONDS)
+    # a held-out clip the pipeline cannot encode (under one latent frame) is left out of every
+    # section, so captions, codes and judgements stay aligned; it is listed in evaluation_set
+    encoded = _encode_each(pipeline, items, audios)
+    skipped_heldout = [{"path": str(it.path), "reason": why} for it, code, why in encoded if code is None]
+    keep = [i for i, (_, code, _) in enumerate(encoded) if code is not None]
+    if not keep:
+        raise ValueError(f"none of the {len(items)} drawn held-out clips can be encoded: {skipped_heldout[:3]}")
+    items, audios = [items[i] for i in keep], [audios[i] for i in keep]
+    heldout_codes = [encoded[i][1] for i in keep]
 
     captions: dict[str, Any] = {"prompts": {}}
     reference = judge_captions(table, [it.caption for it in items], items)
@@ -323,7 +349,7 @@ def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, 
     captions["batch_check"] = {"prompt": first, "n": n_check, "batch_size": batch_size,
                                "differing_fraction": sum(a != b for a, b in zip(single, batched, strict=True)) / max(1, n_check)}
 
-    codes = pipeline.encode([w for w, _ in audios], pipeline.sample_rate) if st.listening or st.generate else []
+    codes = heldout_codes if st.listening or st.generate else []
     listening: dict[str, Any] | None = None
     if st.listening:
         from eval.listening import CATEGORY_QUESTION, audio_reliance, forced_choice
@@ -370,7 +396,7 @@ def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, 
         "pipeline": str(pipeline_dir), "heldout_manifest": str(heldout), "train_manifest": str(train),
         "evaluation_set": {"categories": categories, "per_category": per_category, "excluded_categories": excluded,
                            "rule": f"every held-out category with >= {per_category} clips; {per_category} drawn per category (seed {seed})",
-                           "keys": [it.key for it in items]},
+                           "keys": [it.key for it in items], "skipped_clips": skipped_heldout},
         "matching_rule": {"module": "eval.label_match", "version": RULE_VERSION, "synonym_labels": len(SYNONYMS)},
         "frequency_baselines": base, "captioning": captions, "listening": listening, "generation": generation,
         "settings": {**asdict(st), "decoding": "greedy", "input_seconds": INPUT_SECONDS},
@@ -409,7 +435,9 @@ def summary_md(result: Mapping[str, Any]) -> str:
         "# Audio LM on held-out clips",
         f"Pipeline `{result['pipeline']}`. Evaluation set: {es['rule']}: {', '.join(cats)} "
         f"({len(es['keys'])} clips; excluded: {es['excluded_categories'] or 'none'}). Captions greedy, "
-        f"at most {result['settings']['max_new_tokens']} tokens, first {result['settings']['input_seconds']:g} s of each clip.",
+        f"at most {result['settings']['max_new_tokens']} tokens, first {result['settings']['input_seconds']:g} s of each clip."
+        + (f" Left out, too short or unreadable to encode: {len(es['skipped_clips'])} drawn clip(s) "
+           f"({', '.join(Path(x['path']).name for x in es['skipped_clips'][:5])})." if es.get("skipped_clips") else ""),
         "## Captioning",
         f"Matching rule `eval.label_match` v{result['matching_rule']['version']} (label or synonym in the caption; "
         "category of the first label term; unmatched counted, never guessed). Category accuracy over prompts: mean "

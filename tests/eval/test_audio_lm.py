@@ -127,3 +127,30 @@ def test_clips_too_short_to_encode_are_listed_not_fatal(tmp_path):
     codes, cats, skipped = audio_lm.encode_or_skip(pipe, items)
     assert len(codes) == 1 and cats == ["animal"] and codes[0].numel() > 0
     assert [s["path"] for s in skipped] == [str(tmp_path / "tiny.wav")] and "shorter than one latent frame" in skipped[0]["reason"]
+
+
+def test_a_heldout_clip_too_short_to_encode_is_left_out_of_every_section(tmp_path):
+    from tests.test_pipeline import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline(tmp_path / "model")
+    for row in TRAIN:
+        save_audio(tmp_path / row["path"], sine(0.3, 16000, freq=500.0), 16000)
+    heldout = []
+    for i, c in enumerate(["animal"] * 3 + ["speech"] * 3):
+        heldout.append({"path": f"heldout/{i}.wav", "category": c, "label": "wolf" if c == "animal" else "speech",
+                        "caption": "a wolf howls" if c == "animal" else "a voice"})
+        seconds = 0.001 if i == 5 else 0.3  # the last speech clip: 16 samples, under one latent frame
+        save_audio(tmp_path / heldout[-1]["path"], sine(seconds, 16000, freq=700.0), 16000)
+    for name, rows in (("train", TRAIN), ("heldout", heldout)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = audio_lm.EvalConfig(per_category=3, prompts=("Describe the audio.",), batch_size=2, max_new_tokens=3,
+                                   generate=False, probe_per_category=0, batch_check=1, metrics=("bleu_1",),
+                                   normalizer="simple")
+    result = audio_lm.run(str(pipe), str(tmp_path / "heldout.jsonl"), str(tmp_path / "train.jsonl"), str(tmp_path),
+                          str(tmp_path / "out"), settings, embedder=BandEmbedder())
+    es = result["evaluation_set"]
+    assert [s["path"] for s in es["skipped_clips"]] == [str(tmp_path / "heldout/5.wav")]
+    assert len(es["keys"]) == 5 and "heldout/5.wav" not in es["keys"]
+    assert len(result["captioning"]["prompts"]["Describe the audio."]["captions"]) == 5
+    assert result["listening"]["forced_choice"]["n"] == 5 and result["listening"]["reliance"]["n"] == 5
+    assert "Left out, too short or unreadable to encode: 1 drawn clip(s) (5.wav)" in (tmp_path / "out" / "audio_lm.md").read_text()
