@@ -33,7 +33,12 @@ Reference rows, each with the tokenizers' bits where it has bits:
 Codebook usage on the evaluated clips (entries used, perplexity of the code histogram,
 a sorted usage plot) is reported per tokenizer. Flow-matching decoders sample:
 clip i is decoded with generator seed `seed + i`; `--temperature 1,0` evaluates
-each FM tokenizer at both (VQ+MSE tokenizers ignore the temperature).
+each FM tokenizer at both (VQ+MSE tokenizers ignore the temperature). A sample's
+latent MSE is about twice the decoder's conditional variance, so `--mean-decode` adds
+a row per FM tokenizer decoded to its estimate of E[z | codes] (one Euler step from the
+source mean at T=0, `lmmsn.tokenizer.flow.CONDITIONAL_MEAN`): the point estimate to
+hold against VQ+MSE and k-means on latent MSE and log-mel L1; FAD and YAMNet judge the
+samples.
 
     python -m eval.reconstruction --tokenizer vqfm=runs/tok_fm/export --tokenizer vqmse=runs/tok_mse/export \\
         --manifest split/heldout.jsonl --audio-root /data --categories speech,animal,music \\
@@ -75,7 +80,9 @@ from eval.reconstruction_audio import (  # noqa: F401 -- names re-exported from 
 )
 from eval.reconstruction_latents import (  # noqa: F401 -- names re-exported from before the split
     BASELINE,
+    MEAN_DECODE,
     RESYNTHESIS,
+    ConditionalMean,
     KMeansCodebook,
     LatentTokenizer,
     Resynthesis,
@@ -136,6 +143,7 @@ def evaluate_reconstruction(
     error: str = "mse",
     kmeans: KMeansCodebook | None = None,
     audio: AudioJudging | None = None,
+    mean_decode: bool = False,
 ) -> dict[str, Any]:
     """The table: every tokenizer (at each temperature), the reference rows, on every data set.
 
@@ -145,6 +153,8 @@ def evaluate_reconstruction(
         steps / temperature: decoder ODE settings (None: each tokenizer's config).
         temperatures: evaluate each flow-matching tokenizer at each of these (rows "NAME @ T=t").
         kmeans: the same-size per-frame k-means baseline (None: no such row).
+        mean_decode: add a row per flow-matching tokenizer decoded to its conditional mean
+            (`ConditionalMean`: one Euler step from the source mean at temperature 0).
         audio: decode every row and judge it on sound (None: latent errors only).
     """
     if error not in ("mse", "l1"):
@@ -160,6 +170,8 @@ def evaluate_reconstruction(
         for t in temps:
             name = tname if len(temps) == 1 else f"{tname} @ T={t:g}"
             systems.append((name, tok, t, {**info, "temperature": t}))
+        if mean_decode and objective == "cfm":
+            systems.append((f"{tname}, {MEAN_DECODE}", ConditionalMean(tok), None, {**info, "decode": "conditional mean"}))
     if kmeans is not None:
         systems.append((f"k-means {kmeans.codebook_size} (no encoder, same bits)", kmeans, None,
                         {"baseline": True, "bits_per_frame": math.log2(kmeans.codebook_size)}))
@@ -266,6 +278,7 @@ def run(
     skip_missing: bool = False,
     out: str | Path | None = None,
     examples: int = 2,
+    mean_decode: bool = False,
 ) -> dict[str, Any]:
     """Everything the CLI does, as a function (the tokenizer recipe calls it at the end of training)."""
     tokenizers = load_tokenizers(dict(tokenizer_dirs))
@@ -299,7 +312,7 @@ def run(
         judge = load_yamnet(required=bool(yamnet)) if yamnet is not False else None
         judging = AudioJudging(vae, originals, judge, Path(out) / "audio" if out and examples else None, examples)
     result = evaluate_reconstruction(tokenizers, datasets, steps=steps, temperature=temperature, temperatures=temperatures,
-                                     seed=seed, error=error, kmeans=kmeans, audio=judging)
+                                     seed=seed, error=error, kmeans=kmeans, audio=judging, mean_decode=mean_decode)
     result.update(keys=keys, kmeans_shards=kmeans_shards, max_seconds=max_seconds,
                   environment=environment(seed=seed, device="cpu", dtype="float32", batch_size=1))
     if out is not None:
@@ -324,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="ODE steps of the flow-matching decoder (default: the tokenizer's config)")
     parser.add_argument("--temperature", type=float, default=None, help="CFM sampling temperature (default: the tokenizer's config)")
     parser.add_argument("--temperatures", default=None, help="comma-separated CFM temperatures, one row each (e.g. 1,0)")
+    parser.add_argument("--mean-decode", action="store_true", help="add a row per flow-matching tokenizer decoded to its conditional mean E[z | codes] (one Euler step from the source mean, T=0), the fair point estimate for latent MSE")
     parser.add_argument("--kmeans-shards", default=None, help="training latent shards: fit the same-size per-frame k-means baseline on them")
     parser.add_argument("--audio", action="store_true", help="decode every row and judge the audio (log-mel L1; YAMNet when installed)")
     parser.add_argument("--no-yamnet", action="store_true", help="with --audio: skip the YAMNet judge")
@@ -348,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                max_seconds=args.max_seconds, min_seconds=args.min_seconds, shards=dict(args.shards),
                kmeans_shards=args.kmeans_shards, audio=args.audio, yamnet=False if args.no_yamnet else None,
                temperatures=temps, steps=args.steps, temperature=args.temperature, error=args.error, seed=args.seed,
-               skip_missing=args.skip_missing, out=args.out, examples=args.examples)
+               skip_missing=args.skip_missing, out=args.out, examples=args.examples, mean_decode=args.mean_decode)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ class ReconstructionSection:
     "CFM temperature (None: config)."
     temperatures: list[float] | None = None
     "Evaluate each flow-matching tokenizer at each of these temperatures (one row each)."
+    mean_decode: bool = True
+    "Add a row per flow-matching tokenizer decoded to its conditional mean (eval.reconstruction --mean-decode)."
     error: str = "mse"
     "Primary error: mse | l1."
     kmeans_shards: str | None = None
@@ -247,7 +249,7 @@ def _rec_kwargs(cfg: SuiteConfig) -> dict[str, Any]:
     r, d = cfg.reconstruction, cfg.data
     return dict(audio_root=d.audio_root, max_seconds=d.max_seconds, min_seconds=d.min_seconds, kmeans_shards=r.kmeans_shards,
                 temperatures=r.temperatures, steps=r.steps, temperature=r.temperature, error=r.error, seed=cfg.seed,
-                skip_missing=d.skip_missing_files)
+                skip_missing=d.skip_missing_files, mean_decode=r.mean_decode)
 
 
 def decoded_folders(out: Path, result: dict, categories: Sequence[str]) -> dict[str, dict[str, Path]]:

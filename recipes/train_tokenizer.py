@@ -68,7 +68,7 @@ def evaluate(config: TrainTokenizerConfig, export: Path, data: dict) -> Path:
         {"this tokenizer": str(export)}, manifest=data["heldout_manifest"], audio_root=data["audio_root"],
         categories=data["categories"], per_category=e.per_category, max_seconds=e.max_seconds,
         kmeans_shards=data["train_shards"] if e.kmeans else None, audio=e.audio, temperatures=e.temperatures,
-        seed=config.seed, out=out, examples=e.examples)
+        seed=config.seed, out=out, examples=e.examples, mean_decode=e.mean_decode)
     rows = result["tokenizers"]
     print("\nheld-out reconstruction (latent MSE, average over categories):")
     for name, row in rows.items():

@@ -260,12 +260,16 @@ class AudioTokenizer(nn.Module):
         mask: torch.Tensor | None = None,
         window: int | None = None,
         overlap: int | None = None,
+        method: str | None = None,
     ) -> torch.Tensor:
         """Codes [B, T] -> latents [B, T, L] by the ODE (cfm) or one pass (mse).
 
         Args:
             codes: [B, T] int64 in [0, codebook_size).
-            steps / temperature: override `config.flow` for this call.
+            steps / temperature / method: override `config.flow` for this call (method: a
+                torchdiffeq solver name or "euler"/"midpoint"). steps=1, temperature=0,
+                method="euler" is the decoder's estimate of the conditional mean E[z | codes]
+                (`lmmsn.tokenizer.flow.CONDITIONAL_MEAN`).
             generator: source of the starting noise, for reproducible decodes.
             mask: [B, T] bool, valid frames of a padded batch.
             window / overlap: decode more than `window` frames in windows of `window` frames
@@ -278,7 +282,7 @@ class AudioTokenizer(nn.Module):
         overlap = self.config.decode_overlap if overlap is None else overlap
         length = codes.shape[1]
         if window is None or length <= window:
-            return self._decode_pass(codes, steps, temperature, generator, mask, noise=None)
+            return self._decode_pass(codes, steps, temperature, generator, mask, noise=None, method=method)
         if not 0 <= overlap < window:
             raise ValueError(f"decode overlap must be in [0, window); got window {window}, overlap {overlap}")
         dev = codes.device
@@ -294,14 +298,15 @@ class AudioTokenizer(nn.Module):
                 part_mask = mask[:, span].clone()
                 part_mask[~part_mask.any(1)] = True
             z = self._decode_pass(codes[:, span], steps, temperature, None, part_mask,
-                                  noise=None if noise is None else noise[:, span])
+                                  noise=None if noise is None else noise[:, span], method=method)
             w = crossfade(window, overlap, fade_in=start > 0, fade_out=start + window < length).to(dev)
             out[:, span] += z.float() * w[None, :, None]
             weight[span] += w
         return out / weight[None, :, None]
 
     def _decode_pass(self, codes: torch.Tensor, steps: int | None, temperature: float | None,
-                     generator: torch.Generator | None, mask: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:
+                     generator: torch.Generator | None, mask: torch.Tensor | None, noise: torch.Tensor | None,
+                     method: str | None = None) -> torch.Tensor:
         """One decoder pass over all of `codes` [B, T] -> latents [B, T, L] (denormalized)."""
         q = self.quantizer.decode(codes)  # [B, T, Q]
         shape = (*codes.shape, self.latent_dim)
@@ -315,6 +320,7 @@ class AudioTokenizer(nn.Module):
                 self.config.flow,
                 steps=steps,
                 temperature=temperature,
+                method=method,
                 generator=generator,
                 device=q.device,
                 dtype=q.dtype,
@@ -348,14 +354,15 @@ class AudioTokenizer(nn.Module):
         length: int | None = None,
         window: int | None = None,
         overlap: int | None = None,
+        method: str | None = None,
     ) -> torch.Tensor:
         """Codes [B, T] -> waveform [B, C, N] (cut to `length` samples if given); window /
-        overlap as in `decode_latents` (the VAE decodes the blended latents in one pass)."""
+        overlap / method as in `decode_latents` (the VAE decodes the blended latents in one pass)."""
         vae = self._require_vae()
         if codes.dim() == 1:
             codes = codes[None]
         z = self.decode_latents(codes, steps=steps, temperature=temperature, generator=generator,
-                                window=window, overlap=overlap)  # [B, T, L]
+                                window=window, overlap=overlap, method=method)  # [B, T, L]
         return vae.decode(z.transpose(1, 2), length)
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -83,6 +83,8 @@ class TokenizerEvalConfig:
     "Add the same-size per-frame k-means baseline (fitted on the training shards)."
     temperatures: list[float] = field(default_factory=lambda: [1.0, 0.0])
     "Flow-matching decoders: one row per starting-noise temperature."
+    mean_decode: bool = True
+    "Flow-matching decoders: also a row decoded to the conditional mean E[z | codes] (eval.reconstruction --mean-decode)."
     examples: int = 2
     "Original / reconstructed WAVs written per category and row (<output_dir>/eval/audio)."
 

@@ -151,3 +151,25 @@ def test_flow_tokenizer_gets_one_row_per_temperature_and_zero_is_deterministic()
     warm_a = [c["mse"] for c in res_a["tokenizers"]["fm @ T=1"]["datasets"]["d"]["per_clip"]]
     warm_b = [c["mse"] for c in res_b["tokenizers"]["fm @ T=1"]["datasets"]["d"]["per_clip"]]
     assert warm_a != warm_b
+
+
+def test_mean_decode_adds_a_conditional_mean_row_for_flow_tokenizers_only():
+    from eval.reconstruction import MEAN_DECODE
+    from lmmsn.tokenizer.flow import CONDITIONAL_MEAN
+    from lmmsn.tokenizer.model import build_tokenizer, tokenizer_config
+
+    torch.manual_seed(0)
+    tok = build_tokenizer(tokenizer_config("tiny"), with_vae=False).eval()
+    with torch.no_grad():  # off adaLN-zero, so the decode depends on the codes and the noise
+        for p in tok.decoder.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    lat = [torch.randn(6, tok.latent_dim) for _ in range(3)]
+    vq = CodebookStandIn([[0.0] * tok.latent_dim, [1.0] * tok.latent_dim])
+    res = evaluate_reconstruction({"fm": tok, "vq": vq}, {"d": lat}, temperatures=[1.0], steps=2, mean_decode=True)
+    assert set(res["tokenizers"]) >= {f"fm, {MEAN_DECODE}", "fm", "vq"} and f"vq, {MEAN_DECODE}" not in res["tokenizers"]
+    row = res["tokenizers"][f"fm, {MEAN_DECODE}"]["datasets"]["d"]["per_clip"]
+    for z, entry in zip(lat, row, strict=True):
+        expected = tok.decode_latents(tok.encode_latents(z[None]), **CONDITIONAL_MEAN)[0]
+        assert entry["mse"] == pytest.approx(float(((expected - z) ** 2).mean()), rel=1e-5)
+    sample = [c["mse"] for c in res["tokenizers"]["fm"]["datasets"]["d"]["per_clip"]]
+    assert sample != [c["mse"] for c in row]

@@ -115,7 +115,7 @@ def test_windows_that_agree_blend_to_their_common_value(tiny, monkeypatch, lengt
     target = torch.randn(1, length, 8)
     calls = []
 
-    def same(codes, steps, temperature, generator, mask, noise):
+    def same(codes, steps, temperature, generator, mask, noise, method=None):
         start = next(s for s in window_starts(length, 16, 4) if s not in calls)
         calls.append(start)
         return target[:, start:start + codes.shape[1]]
@@ -138,3 +138,20 @@ def test_long_waveforms_encode_in_chunks_to_the_one_pass_codes(monkeypatch):
     assert torch.equal(chunked, whole)
     used.clear()
     assert torch.equal(model.encode(wav, chunk_frames=whole.shape[1]), whole) and used == []  # short enough: one pass
+
+
+def test_the_conditional_mean_decode_is_one_euler_step_from_the_source_mean(tiny):
+    from lmmsn.tokenizer.flow import CONDITIONAL_MEAN
+
+    codes = torch.randint(0, tiny.codebook_size, (2, 12))
+    got = tiny.decode_latents(codes, generator=torch.Generator().manual_seed(1), **CONDITIONAL_MEAN)
+    again = tiny.decode_latents(codes, generator=torch.Generator().manual_seed(2), **CONDITIONAL_MEAN)
+    assert torch.equal(got, again)  # no noise enters
+    q = tiny.quantizer.decode(codes)
+    x0 = tiny._source_mean(q)
+    x0 = torch.zeros(*codes.shape, tiny.latent_dim) if x0 is None else x0
+    with torch.no_grad():
+        expected = tiny.denormalize(x0 + tiny._velocity(x0, torch.zeros(2), q, None))
+    assert torch.allclose(got, expected, atol=1e-5)
+    midpoint = tiny.decode_latents(codes, steps=1, temperature=0.0, method="midpoint")
+    assert not torch.allclose(midpoint, got, atol=1e-3)  # the method override reaches the solver
