@@ -7,13 +7,21 @@ counted) with logits l_i and log-partition log Z_i = logsumexp(l_i):
     w_i      = audio_weight if y_i is an audio code token (<a_k>) else 1
     ce       = sum_i w_i ce_i / N          (normalize="tokens", N = counted targets)
              | sum_i w_i ce_i / sum_i w_i  (normalize="weights")
+             | (1/E) sum_e sum_{i in e} w_i ce_i / N_e
+                                           (normalize="examples": E examples with targets,
+                                            N_e targets of example e)
     z_loss   = z_loss_coef * sum_i (log Z_i)^2 / N        (PaLM, Chowdhery et al. 2022, Sec. 5)
     total    = ce + z_loss
 
 The paper weighs audio-token targets 10x (Sec. 3.2); `<soa>`/`<eoa>` count as
 text (weight 1). With "tokens" (default) the weight scales audio gradients
 10x relative to an unweighted loss; with "weights" it only shifts the balance
-between text and audio inside a batch. Logged separately (not in the gradient):
+between text and audio inside a batch. With "examples" every example (a conversation, a
+caption pair) weighs the same whatever its number of targets, and audio targets still weigh
+10x text ones inside it: in a fine-tuning mix with "tokens", one generation reply of 215 codes
+(2,150 weight units) outweighs a three-token category answer some 700 times; with "examples",
+10 times. Examples are the rows of a padded batch, or the runs between position restarts of a
+packed one (`position_ids`). Logged separately (not in the gradient):
 mean text CE, mean audio CE, z-loss and audio-token top-1 accuracy.
 Computed in float32 whatever the logits dtype.
 
@@ -48,8 +56,8 @@ class LossConfig:
     "Weight of targets that are audio code tokens (paper: 10)."
     z_loss_coef: float = 1e-4
     "Coefficient of the PaLM z-loss on log^2 Z (0 disables it)."
-    normalize: Literal["tokens", "weights"] = "tokens"
-    "Divide the weighted CE sum by the number of targets or by the sum of weights."
+    normalize: Literal["tokens", "weights", "examples"] = "tokens"
+    "Divide the weighted CE sum by the number of targets, by the sum of weights, or per example (module docstring)."
     chunk_size: int = 1024
     "Tokens per chunk of `linear_audio_lm_loss` (training computes logits chunk by chunk); 0 = full logits."
 
@@ -58,8 +66,8 @@ class LossConfig:
             raise ValueError(f"audio_weight must be > 0, got {self.audio_weight}")
         if self.z_loss_coef < 0:
             raise ValueError(f"z_loss_coef must be >= 0, got {self.z_loss_coef}")
-        if self.normalize not in ("tokens", "weights"):
-            raise ValueError(f"normalize must be 'tokens' or 'weights', got {self.normalize!r}")
+        if self.normalize not in ("tokens", "weights", "examples"):
+            raise ValueError(f"normalize must be 'tokens', 'weights' or 'examples', got {self.normalize!r}")
         if self.chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0: full logits), got {self.chunk_size}")
 
@@ -101,11 +109,25 @@ def _safe_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / count.clamp(min=1)
 
 
+def example_index(labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, L] the example each token belongs to, numbered over the batch (< B * L).
+
+    A padded batch's rows are its examples; in a packed row (`position_ids` given) a new
+    example starts wherever the position restarts at 0.
+    """
+    b, length = labels.shape
+    rows = torch.arange(b, device=labels.device)[:, None] * length  # [B, 1]
+    if position_ids is None:
+        return rows.expand(b, length)
+    return rows + (position_ids == 0).long().cumsum(1) - 1  # a row starts with position 0
+
+
 def audio_lm_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
     audio_ids: range,
     settings: LossConfig | None = None,
+    position_ids: torch.Tensor | None = None,
 ) -> LossOutput:
     """Weighted next-token CE + z-loss.
 
@@ -115,6 +137,7 @@ def audio_lm_loss(
             shifted (position t predicts labels[t + 1]).
         audio_ids: the contiguous range of audio code ids (`AudioVocabulary.audio_ids`).
         settings: weights (default `LossConfig()`).
+        position_ids: [B, L] of a packed batch (where examples start), for normalize="examples".
 
     Returns:
         `LossOutput`.
@@ -128,7 +151,8 @@ def audio_lm_loss(
     picked = logits.gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)  # ignored targets read id 0, masked below
     with torch.no_grad():
         argmax = logits.argmax(dim=-1)  # [B, L-1]
-    return _combine(log_z, log_z - picked, argmax, targets, audio_ids, settings)
+    example = example_index(labels, position_ids)[:, 1:] if settings.normalize == "examples" else None
+    return _combine(log_z, log_z - picked, argmax, targets, audio_ids, settings, example)
 
 
 def _combine(
@@ -138,15 +162,29 @@ def _combine(
     targets: torch.Tensor,
     audio_ids: range,
     settings: LossConfig,
+    example: torch.Tensor | None = None,
 ) -> LossOutput:
-    """Weights, masks, z-loss and logged parts from per-token log Z, CE and argmax (any shape, alike)."""
+    """Weights, masks, z-loss and logged parts from per-token log Z, CE and argmax (any shape, alike).
+
+    `example`: the example of each target (`example_index`, same shape), for normalize="examples".
+    """
     valid = (targets != IGNORE_INDEX).to(ce.dtype)
     ce = ce * valid  # same as F.cross_entropy where valid
     is_audio = (targets >= audio_ids.start) & (targets < audio_ids.stop)  # IGNORE_INDEX is never audio
     audio_f = is_audio.to(ce.dtype)
     weights = torch.where(is_audio, settings.audio_weight, 1.0).to(ce.dtype) * valid
     n = valid.sum()
-    denom = (weights.sum() if settings.normalize == "weights" else n).clamp(min=1)
+    if settings.normalize == "examples":
+        if example is None:
+            raise ValueError("normalize='examples' needs the example index of every target")
+        # targets per example by scatter_add into a fixed-size vector (bincount's size would be
+        # data-dependent: a graph break and a host sync)
+        flat = example.reshape(-1)
+        counts = torch.zeros(flat.numel(), dtype=ce.dtype, device=ce.device).scatter_add(0, flat, valid.reshape(-1))
+        weights = weights / counts[flat].clamp(min=1).view_as(weights)
+        denom = (counts > 0).sum().to(ce.dtype).clamp(min=1)
+    else:
+        denom = (weights.sum() if settings.normalize == "weights" else n).clamp(min=1)
     weighted_ce = (weights * ce).sum() / denom
     z_loss = settings.z_loss_coef * (log_z.pow(2) * valid).sum() / n.clamp(min=1)
     with torch.no_grad():
@@ -321,6 +359,7 @@ def linear_audio_lm_loss(
     labels: torch.Tensor,
     audio_ids: range,
     settings: LossConfig | None = None,
+    position_ids: torch.Tensor | None = None,
 ) -> LossOutput:
     """`audio_lm_loss(hidden @ W.T, ...)` without the full logits (equal in value and gradient).
 
@@ -332,6 +371,7 @@ def linear_audio_lm_loss(
         labels: [B, L] as in `audio_lm_loss` (not shifted).
         audio_ids: the contiguous range of audio code ids.
         settings: weights and `chunk_size` (tokens per chunk; 0 = one chunk).
+        position_ids: as in `audio_lm_loss`.
 
     Returns:
         `LossOutput`, the same numbers as `audio_lm_loss` on the materialised logits.
@@ -352,7 +392,11 @@ def linear_audio_lm_loss(
     log_z, ce, argmax = _ChunkedLinearCE.apply(h, base, delta, targets.reshape(-1), cols, chunk,
                                                _compute_dtype(hidden, base))
     shape = targets.shape
-    return _combine(log_z.view(shape), ce.view(shape), argmax.view(shape), targets, audio_ids, settings)
+    example = None
+    if settings.normalize == "examples":  # the last column's target is ignored: any example index will do
+        index = example_index(labels, position_ids)
+        example = torch.cat([index[:, 1:], index[:, -1:]], dim=1)
+    return _combine(log_z.view(shape), ce.view(shape), argmax.view(shape), targets, audio_ids, settings, example)
 
 
 def output_head_weight(model: torch.nn.Module) -> torch.Tensor | TrainableRowsHead | None:
@@ -389,5 +433,5 @@ def plain_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
-__all__ = ["IGNORE_INDEX", "LossConfig", "LossOutput", "TrainableRowsHead", "audio_lm_loss",
+__all__ = ["IGNORE_INDEX", "LossConfig", "LossOutput", "TrainableRowsHead", "audio_lm_loss", "example_index",
            "linear_audio_lm_loss", "output_head_weight", "plain_ce"]

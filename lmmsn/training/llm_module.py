@@ -243,7 +243,7 @@ class AudioLMModule(common.TrainingModule):
             weight = output_head_weight(self.model)
         if weight is None:
             logits = self(**self.model_inputs(batch))  # [B, L, V]
-            return audio_lm_loss(logits, batch["labels"], self.audio_ids, self.config.loss)
+            return audio_lm_loss(logits, batch["labels"], self.audio_ids, self.config.loss, batch.get("position_ids"))
         caught: list[torch.Tensor] = []
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         decoder = base.get_decoder()
@@ -252,7 +252,8 @@ class AudioLMModule(common.TrainingModule):
             self.model(**self.model_inputs(batch), use_cache=False, logits_to_keep=1)
         finally:
             hook.remove()
-        return linear_audio_lm_loss(caught[-1], weight, batch["labels"], self.audio_ids, self.config.loss)
+        return linear_audio_lm_loss(caught[-1], weight, batch["labels"], self.audio_ids, self.config.loss,
+                                    batch.get("position_ids"))
 
     def _dataset(self) -> Any:
         return getattr(self.trainer.train_dataloader, "dataset", None)

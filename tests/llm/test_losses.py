@@ -50,6 +50,44 @@ def test_weighting_and_z_loss_match_hand_computation(normalize):
     assert (int(out.num_text), int(out.num_audio)) == (1, 2)
 
 
+def test_examples_normalisation_weighs_every_example_the_same_by_hand():
+    torch.manual_seed(2)
+    logits = torch.randn(2, 5, 7, dtype=torch.float64)
+    labels = torch.tensor([[0, 4, 5, 4, 6],  # a generation-like reply: targets 4, 5, 4 (audio), 6
+                           [0, 1, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]])  # a one-token text answer
+    out = audio_lm_loss(logits, labels, AUDIO, LossConfig(audio_weight=10.0, z_loss_coef=0.0, normalize="examples"))
+    _, _, first = _hand([logits[0, i].tolist() for i in range(4)], [4, 5, 4, 6], [1] * 4, 0.0, "tokens")
+    _, _, second = _hand([logits[1, 0].tolist()], [1], [1], 0.0, "tokens")
+    per_example = [sum(w * c for w, c in zip([10, 10, 10, 1], first, strict=True)) / 4, second[0]]
+    assert out.ce.item() == pytest.approx(sum(per_example) / 2, rel=1e-6)
+    tokens = audio_lm_loss(logits, labels, AUDIO, LossConfig(audio_weight=10.0, z_loss_coef=0.0))
+    assert tokens.ce.item() == pytest.approx((sum(w * c for w, c in zip([10, 10, 10, 1], first, strict=True))
+                                              + second[0]) / 5, rel=1e-6)
+
+
+def test_examples_normalisation_of_a_packed_batch_equals_the_padded_one():
+    from lmmsn.llm.data import collate
+    from lmmsn.llm.packing import collate_packed
+    from lmmsn.llm.prompts import Example
+
+    g = torch.Generator().manual_seed(3)
+    examples = []
+    for n, prompt in ((9, 3), (4, 2), (12, 8), (6, 1)):
+        ids = torch.randint(1, 7, (n,), generator=g)
+        labels = ids.clone()
+        labels[:prompt] = IGNORE_INDEX
+        examples.append(Example(ids, labels))
+    padded, packed = collate(examples, pad_id=0), collate_packed(examples, pad_id=0, capacity=16)
+    assert packed["input_ids"].shape[0] < len(examples)
+    table = torch.randn(7, 7, generator=g, dtype=torch.float64)  # logits depend on the token only: alike in both layouts
+
+    def loss(batch, positions):
+        return audio_lm_loss(table[batch["input_ids"]], batch["labels"], AUDIO,
+                             LossConfig(audio_weight=10.0, z_loss_coef=0.0, normalize="examples"), positions).ce
+    assert loss(packed, packed["position_ids"]).item() == pytest.approx(loss(padded, None).item(), rel=1e-6)
+    assert loss(packed, None).item() != pytest.approx(loss(padded, None).item(), rel=1e-3)  # rows are not examples here
+
+
 def test_audio_weight_scales_audio_gradient_only():
     torch.manual_seed(1)
     logits = torch.randn(1, 3, 7, requires_grad=True)
@@ -98,7 +136,7 @@ def _linear_case(seed: int, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("chunk_size", [0, 1, 4, 7, 100])
-@pytest.mark.parametrize("normalize", ["tokens", "weights"])
+@pytest.mark.parametrize("normalize", ["tokens", "weights", "examples"])
 def test_chunked_linear_loss_equals_full_logits_in_value_and_gradient(chunk_size, normalize):
     audio = range(7, 11)
     settings = LossConfig(audio_weight=10.0, z_loss_coef=0.3, normalize=normalize, chunk_size=chunk_size)

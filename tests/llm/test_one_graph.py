@@ -6,8 +6,9 @@ import pytest
 import torch
 
 
+@pytest.mark.parametrize("normalize", ["tokens", "examples"])
 @pytest.mark.parametrize("chunked", [False, True])
-def test_llm_forward_and_loss_compile_without_graph_breaks(tmp_path, chunked):
+def test_llm_forward_and_loss_compile_without_graph_breaks(tmp_path, chunked, normalize):
     import torch._dynamo as dynamo
 
     from lmmsn.llm.losses import LossConfig, audio_lm_loss, linear_audio_lm_loss, output_head_weight
@@ -24,9 +25,9 @@ def test_llm_forward_and_loss_compile_without_graph_breaks(tmp_path, chunked):
     def step(ids, mask, labels):
         if not chunked:
             logits = lm.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-            return audio_lm_loss(logits, labels, audio, LossConfig()).total
+            return audio_lm_loss(logits, labels, audio, LossConfig(normalize=normalize)).total
         hidden = lm.model.get_base_model().model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-        return linear_audio_lm_loss(hidden, output_head_weight(lm.model), labels, audio, LossConfig(chunk_size=16)).total
+        return linear_audio_lm_loss(hidden, output_head_weight(lm.model), labels, audio, LossConfig(chunk_size=16, normalize=normalize)).total
 
     dynamo.reset()
     explained = dynamo.explain(step)(ids, mask, labels)
