@@ -192,6 +192,48 @@ def _encode_each(pipeline: Any, items: Sequence[Item], audios: Sequence[Any] | N
     return out
 
 
+SEEN, UNSEEN = "clips of training sources", "clips of held-out sources"
+
+
+def source_kinds(items: Sequence[Item], heldout_rows: Sequence[Mapping[str, Any]],
+                 train_rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
+    """Per item: SEEN if its manifest `source` also gives training rows, UNSEEN if not, None without a source.
+
+    A split that holds out whole sources plus random clips (data_prep.split_manifest) tests two
+    things at once: new clips of familiar recordings, and recordings of a kind never heard.
+    """
+    trained = {r.get("source") for r in train_rows if r.get("source")}
+    source = {str(r.get("path")): r.get("source") for r in heldout_rows}
+    out: list[str | None] = []
+    for it in items:
+        src = source.get(str(it.key))
+        out.append(None if not src else SEEN if src in trained else UNSEEN)
+    return out
+
+
+def by_source(kinds: Sequence[str | None], items: Sequence[Item], captions: Mapping[str, Any],
+              listening: Mapping[str, Any] | None, generation: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Caption category accuracy (mean over prompts), forced choice and judged generation per source kind."""
+    out: dict[str, Any] = {}
+    for kind in (SEEN, UNSEEN):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        if not idx:
+            continue
+        cats = Counter(items[i].category for i in idx)
+        row: dict[str, Any] = {"n": len(idx), "categories": dict(cats),
+                               "majority_share": max(cats.values()) / len(idx)}
+        row["caption_category_accuracy"] = statistics.fmean(
+            sum(p["items"][i]["category_correct"] for i in idx) / len(idx) for p in captions["prompts"].values())
+        fc = (listening or {}).get("forced_choice")
+        if fc:
+            row["forced_choice_accuracy"] = sum(fc["choices"][i] == items[i].category for i in idx) / len(idx)
+        if generation:
+            predicted = generation["generated"]["predicted"]
+            row["generated_judged_accuracy"] = sum(predicted[i] == items[i].category for i in idx) / len(idx)
+        out[kind] = row
+    return out
+
+
 def fit_judge(train_rows: Sequence[Mapping[str, Any]], audio_root: Path, categories: Sequence[str],
               per_category: int, seed: int, cache: Path | None, embedder: Any | None = None) -> tuple[Any, dict[str, Any]]:
     """A CategoryJudge fitted on real training clips of `categories` (cached in `cache` by its settings).
@@ -392,8 +434,10 @@ def run(pipeline_dir: str, heldout: str, train: str, audio_root: str, out: str, 
                               "judged": generation["generated"]["predicted"][i]})
         generation["saved_wavs"] = saved
 
+    kinds = source_kinds(items, heldout_rows, train_rows)
     result = {
         "pipeline": str(pipeline_dir), "heldout_manifest": str(heldout), "train_manifest": str(train),
+        "by_source": by_source(kinds, items, captions, listening, generation),
         "evaluation_set": {"categories": categories, "per_category": per_category, "excluded_categories": excluded,
                            "rule": f"every held-out category with >= {per_category} clips; {per_category} drawn per category (seed {seed})",
                            "keys": [it.key for it in items], "skipped_clips": skipped_heldout},
@@ -452,6 +496,13 @@ def summary_md(result: Mapping[str, Any]) -> str:
         f"Batch check: {c['batch_check']['differing_fraction']:.3f} of {c['batch_check']['n']} captions differ between "
         f"batch size 1 and {c['batch_check']['batch_size']}.",
     ]
+    if result.get("by_source"):
+        heads = ["held-out clips", "n", "majority share", "caption category acc", "forced choice", "generated, judged"]
+        srows = [[kind, b["n"], b["majority_share"], b["caption_category_accuracy"], b.get("forced_choice_accuracy"),
+                  b.get("generated_judged_accuracy")] for kind, b in result["by_source"].items()]
+        parts += ["By source (from the manifests' `source`: a held-out clip whose source also gave training rows is "
+                  "a new clip of familiar recordings; the others are recordings of a source never trained on):",
+                  markdown_table(heads, srows, digits=3)]
     if result.get("listening"):
         from eval.listening import listening_md
 

@@ -154,3 +154,23 @@ def test_a_heldout_clip_too_short_to_encode_is_left_out_of_every_section(tmp_pat
     assert len(result["captioning"]["prompts"]["Describe the audio."]["captions"]) == 5
     assert result["listening"]["forced_choice"]["n"] == 5 and result["listening"]["reliance"]["n"] == 5
     assert "Left out, too short or unreadable to encode: 1 drawn clip(s) (5.wav)" in (tmp_path / "out" / "audio_lm.md").read_text()
+
+
+def test_results_are_split_by_whether_a_clips_source_was_trained_on():
+    train = [{"path": "t0.wav", "source": "kit"}, {"path": "t1.wav", "source": "zoo"}, {"path": "t2.wav"}]
+    heldout = [{"path": "h0.wav", "source": "kit"}, {"path": "h1.wav", "source": "game"},
+               {"path": "h2.wav", "source": "zoo"}, {"path": "h3.wav"}]
+    items = [audio_lm.Item(p, p, c, c, c) for p, c in
+             (("h0.wav", "music_instrument"), ("h1.wav", "animal"), ("h2.wav", "animal"), ("h3.wav", "speech"))]
+    kinds = audio_lm.source_kinds(items, heldout, train)
+    assert kinds == [audio_lm.SEEN, audio_lm.UNSEEN, audio_lm.SEEN, None]
+    captions = {"prompts": {"p1": {"items": [{"category_correct": c} for c in (True, True, False, True)]},
+                            "p2": {"items": [{"category_correct": c} for c in (True, False, False, False)]}}}
+    listening = {"forced_choice": {"choices": ["music_instrument", "speech", "animal", "speech"]}}
+    generation = {"generated": {"predicted": ["speech", "animal", "speech", "speech"]}}
+    out = audio_lm.by_source(kinds, items, captions, listening, generation)
+    seen, unseen = out[audio_lm.SEEN], out[audio_lm.UNSEEN]
+    assert (seen["n"], unseen["n"]) == (2, 1) and seen["majority_share"] == 0.5
+    assert seen["caption_category_accuracy"] == 0.5 and unseen["caption_category_accuracy"] == 0.5  # (1/2 + 1/2) / 2; (1 + 0) / 2
+    assert seen["forced_choice_accuracy"] == 1.0 and unseen["forced_choice_accuracy"] == 0.0
+    assert seen["generated_judged_accuracy"] == 0.0 and unseen["generated_judged_accuracy"] == 1.0
