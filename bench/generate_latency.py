@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--engine", choices=["lmmsn", "transformers"], default="lmmsn", help="LLM decoding loop")
     parser.add_argument("--llm-only", action="store_true", help="time the LLM phase only")
+    parser.add_argument("--compile-step", action="store_true",
+                        help="engine lmmsn + static cache: torch.compile the one-token step (warm-up runs compile)")
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
@@ -97,7 +99,8 @@ def main() -> None:
     def llm():
         return pipe._sample(texts, max_new_tokens=n + 1, sampling=SamplingConfig(temperature=1.0),
                             constraint=constraint, eos=pipe.vocabulary.eoa_id, seed=0, progress=False,
-                            cache_implementation=args.cache_implementation, engine=args.engine)
+                            cache_implementation=args.cache_implementation, engine=args.engine,
+                            compile_step=args.compile_step)
 
     codes = torch.randint(0, pipe.audio_tokenizer.codebook_size, (args.batch, n), device=device)
     results: dict[str, list[float]] = {"llm_s": [], "ode_s": [], "vae_s": [], "total_s": []}
@@ -112,7 +115,8 @@ def main() -> None:
         vae_s, wav = timed(lambda z=z: pipe.audio_tokenizer.vae.decode(z.transpose(1, 2)), device)
         total_s, clips = timed(lambda: pipe.generate(prompts, seconds=seconds, min_seconds=seconds,
                                                      steps=args.ode_steps, seed=0,
-                                                     cache_implementation=args.cache_implementation), device)
+                                                     cache_implementation=args.cache_implementation,
+                                                     compile_step=args.compile_step), device)
         assert all(c.codes.numel() == n for c in (clips if isinstance(clips, list) else [clips]))
         if i >= args.warmup:
             for key, value in zip(results, (llm_s, ode_s, vae_s, total_s), strict=True):
@@ -134,6 +138,7 @@ def main() -> None:
         "llm_tokens_per_s": round(args.batch * (n + 1) / med["llm_s"], 1),
         **{k: round(v, 4) for k, v in med.items()},
         "engine": args.engine,
+        "compile_step": args.compile_step,
         **({} if args.llm_only else {"real_time_factor": round(med["total_s"] / seconds, 4)}),
         "runs": {k: [round(x, 4) for x in v] for k, v in results.items()},
         "torch": torch.__version__,

@@ -89,6 +89,7 @@ ROWS=(
   "d_generate_static|$T_D|$GEN --engine transformers --cache-implementation static --json $R/d_generate_static.json"
   "d_generate_ours|$T_D|$GEN --engine lmmsn --cache-implementation static --json $R/d_generate_ours.json"
   "d_generate_ours_dynamic|$T_D|$GEN --engine lmmsn --json $R/d_generate_ours_dynamic.json"
+  "d_generate_ours_compiled|$T_D|$GEN --engine lmmsn --cache-implementation static --compile-step --json $R/d_generate_ours_compiled.json"
   "e_tokenizer_step|$T_E|$TOK --json $R/e_tokenizer_step.json"
   "f_pytest_gpu|$T_F|$PYTEST"
 )

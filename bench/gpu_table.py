@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROWS = ["a_ours", "a_plain_sdpa", "a_plain_sdpa_compile", "b_vae_eager", "b_vae_compiled", "c_make_shards",
         "d_generate_default", "d_generate_static", "d_generate_ours", "d_generate_ours_dynamic",
-        "e_tokenizer_step", "f_pytest_gpu"]
+        "d_generate_ours_compiled", "e_tokenizer_step", "f_pytest_gpu"]
 
 
 def _lora(data: dict) -> dict[str, float]:
@@ -99,6 +99,8 @@ def ratios(rows: dict[str, dict]) -> dict[str, float]:
         "generate ours / transformers static tok/s": ("d_generate_ours", "d_generate_static", "llm_tokens_per_s"),
         "generate ours dynamic / transformers default tok/s": ("d_generate_ours_dynamic", "d_generate_default",
                                                                "llm_tokens_per_s"),
+        "generate ours compiled / transformers default tok/s": ("d_generate_ours_compiled", "d_generate_default",
+                                                                "llm_tokens_per_s"),
     }.items():
         x, y = get(a, key), get(b, key)
         if x is not None and y:

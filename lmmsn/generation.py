@@ -29,6 +29,12 @@ with seeding that neither disturbs nor depends on the global RNG:
   cond + (s - 1)(cond - uncond), s = `SamplingConfig.guidance_scale`; both
   rows of a pair then receive the drawn token. s = 1 gives exactly the
   conditional scores.
+  With `compile_step` (static cache only) the one-token forward runs through
+  `torch.compile` (fixed shapes: the attention mask is allocated at its full
+  length once, future positions being masked by causality through
+  `cache_position`), compiled once per model and reused across calls; on CPU
+  with the tiny model it removes most of the per-module Python overhead that
+  dominates a step (bench/generate_engines.py).
 - "transformers": `model.generate` (beam search and every other option of
   transformers, no guidance).
 
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -164,21 +171,33 @@ class AudioSpanLogitsProcessor(LogitsProcessor):
         inside = (inside | is_soa) & ~is_eoa
         return inside, count
 
+    def _biases(self, V: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """[4, V]: 0 where allowed, -inf where not, for the states outside / inside / inside and full / inside and short."""
+        key = (V, device, dtype)
+        if getattr(self, "_bias_key", None) != key:
+            c = self.constraint
+            allowed = torch.stack([self._outside[:V], self._inside[:V], torch.zeros(V, dtype=torch.bool, device=device),
+                                   self._inside[:V].clone()])
+            allowed[2, c.eoa_id] = True  # full: only <eoa> may follow
+            allowed[3, c.eoa_id] = False  # short: <eoa> not yet
+            zero = torch.zeros((), dtype=dtype, device=device)
+            self._bias = torch.where(allowed, zero, torch.tensor(float("-inf"), dtype=dtype, device=device))
+            self._bias_key = key
+        return self._bias
+
     def mask(self, scores: torch.Tensor, inside: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-        """Scores [B, V] with the tokens the span state (inside [B], count [B]) forbids at -inf."""
+        """Scores [B, V] with the tokens the span state (inside [B], count [B]) forbids at -inf.
+
+        One precomputed row of 0 / -inf per state, added (no host sync, nothing rebuilt per step);
+        allowed scores are unchanged, so the result equals masking them with `masked_fill`.
+        """
         c = self.constraint
-        V = scores.shape[-1]
         self._on(scores.device)
-        allowed = torch.where(inside[:, None], self._inside[:V], self._outside[:V])  # [B, V]
-        if c.max_tokens is not None:
-            full = inside & (count >= c.max_tokens)  # [B]: only <eoa> may follow
-            if full.any():
-                allowed[full] = False
-                allowed[full, c.eoa_id] = True
-        if c.min_tokens > 0:
-            short = inside & (count < c.min_tokens)  # [B]: <eoa> not yet
-            allowed[short, c.eoa_id] = False
-        return scores.masked_fill(~allowed, float("-inf"))
+        bias = self._biases(scores.shape[-1], scores.device, scores.dtype)
+        full = count >= c.max_tokens if c.max_tokens is not None else torch.zeros_like(inside)
+        short = count < c.min_tokens
+        state = torch.where(inside, torch.where(full, 2, torch.where(short, 3, 1)), 0)  # [B]
+        return scores + bias[state]
 
 
 class ProgressProcessor(LogitsProcessor):
@@ -260,6 +279,7 @@ def sample(
     engine: Literal["lmmsn", "transformers"] = "lmmsn",
     unconditional_ids: torch.LongTensor | None = None,
     unconditional_mask: torch.Tensor | None = None,
+    compile_step: bool = False,
 ) -> torch.LongTensor:
     """Generate continuations of a left-padded batch (engines: see the module docstring).
 
@@ -282,6 +302,8 @@ def sample(
         unconditional_ids, unconditional_mask: [B, L_u] left-padded prompts of the
             unconditional rows of classifier-free guidance (needed when
             `sampling.guidance_scale` != 1; engine "lmmsn" only).
+        compile_step: engine "lmmsn" with cache_implementation "static": compile the
+            one-token step (`torch.compile`, once per model).
 
     Returns:
         [B, L'] new token ids only (prompt removed), padded with `pad_token_id`.
@@ -300,13 +322,15 @@ def sample(
                               constraint=constraint, vocab_size=vocab_size, eos_token_id=eos_token_id,
                               pad_token_id=pad_token_id, static_cache=cache_implementation == "static",
                               unconditional_ids=unconditional_ids, unconditional_mask=unconditional_mask,
-                              on_token=bar.update)
+                              on_token=bar.update, compile_step=compile_step)
         finally:
             bar.close()
     if engine != "transformers":
         raise ValueError(f"engine must be 'lmmsn' or 'transformers', got {engine!r}")
     if guided:
         raise ValueError("classifier-free guidance (guidance_scale != 1) needs engine='lmmsn'")
+    if compile_step:
+        raise ValueError("compile_step is an option of engine='lmmsn'")
 
     processors = LogitsProcessorList()
     if constraint is not None:
@@ -351,6 +375,27 @@ def _left_pad_together(a: torch.Tensor, mask_a: torch.Tensor, b: torch.Tensor, m
     return torch.cat([grow(a, pad), grow(b, pad)]), torch.cat([grow(mask_a, 0), grow(mask_b, 0)])
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"model -> its compiled one-token step (`_compiled_step`), so repeated calls compile once."
+
+
+def _last_logits(model, input_ids, attention_mask, position_ids, cache, cache_position) -> torch.Tensor:
+    """Float32 logits [R, V] of the last position of one forward with the KV cache."""
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, past_key_values=cache,
+                cache_position=cache_position, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1, :].to(copy=True, dtype=torch.float32)
+
+
+def _compiled_step(model):
+    step = _COMPILED.get(model)
+    if step is None:
+        def forward(input_ids, attention_mask, position_ids, cache, cache_position):
+            return _last_logits(model, input_ids, attention_mask, position_ids, cache, cache_position)
+
+        step = _COMPILED[model] = torch.compile(forward, dynamic=False)
+    return step
+
+
 def _make_cache(model, max_len: int, static: bool):
     from transformers import DynamicCache, StaticCache
 
@@ -375,6 +420,7 @@ def decode(
     unconditional_ids: torch.LongTensor | None = None,
     unconditional_mask: torch.Tensor | None = None,
     on_token=None,
+    compile_step: bool = False,
 ) -> torch.LongTensor:
     """Our KV-cached sampling loop (the "lmmsn" engine of `sample`; no seeding or grad mode of its own).
 
@@ -389,10 +435,13 @@ def decode(
         static_cache: a `StaticCache` sized for prompt + new tokens (else `DynamicCache`).
         unconditional_ids, unconditional_mask: [B, L_u] prompts of the guidance rows.
         on_token: called once per decoding step (progress).
+        compile_step: run the one-token steps through `torch.compile` (needs `static_cache`).
 
     Returns:
         [B, L'] new token ids, padded with `pad_token_id` after a row's eos.
     """
+    if compile_step and not static_cache:
+        raise ValueError("compile_step needs a static cache (cache_implementation='static'): fixed shapes")
     scale = sampling.guidance_scale
     batch = input_ids.shape[0]
     device = input_ids.device
@@ -426,12 +475,22 @@ def decode(
     out = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
     unfinished = torch.ones(batch, dtype=torch.bool, device=device)
     step_ids, step_pos = ids, positions
+    if compile_step:  # one mask shape for every step: later positions are masked by causality anyway
+        step_fn, fixed_mask = _compiled_step(model), full_mask.clone()
+        fixed_mask[:, prompt_len:] = 1
     for t in range(max_new_tokens):
         length = prompt_len + t
         cache_position = torch.arange(length - step_ids.shape[1], length, device=device)
-        logits = model(input_ids=step_ids, attention_mask=full_mask[:, :length], position_ids=step_pos,
-                       past_key_values=cache, cache_position=cache_position, use_cache=True,
-                       logits_to_keep=1).logits[:, -1, :].to(copy=True, dtype=torch.float32)  # [R, V]
+        if compile_step and t > 1:
+            # Every step of this call has the shapes the step at t = 1 was checked with, so the
+            # guards' per-call evaluation (most of a tiny model's compiled step) is skipped; dynamo
+            # still tells its compiled variants (other batch sizes or lengths) apart.
+            with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
+                logits = step_fn(step_ids, fixed_mask, step_pos, cache, cache_position)  # [R, V]
+        elif compile_step and t == 1:  # the prompt's forward (t = 0, its own shape) stays eager
+            logits = step_fn(step_ids, fixed_mask, step_pos, cache, cache_position)  # [R, V]
+        else:
+            logits = _last_logits(model, step_ids, full_mask[:, :length], step_pos, cache, cache_position)  # [R, V]
         scores = logits[:batch]
         if scale != 1.0:
             cond, uncond = logits[:batch], logits[batch:]

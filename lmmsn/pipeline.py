@@ -401,6 +401,7 @@ class Pipeline:
         progress: bool = False,
         cache_implementation: str | None = None,
         guidance_scale: float = 1.0,
+        compile_step: bool = False,
     ) -> GeneratedAudio | list[GeneratedAudio]:
         """Text -> audio. A list of prompts runs as one left-padded batch.
 
@@ -416,6 +417,8 @@ class Pipeline:
             guidance_scale: classifier-free guidance s on audio spans (MusicGen): scores cond +
                 (s - 1)(cond - uncond); 1 = off (no unconditional rows run). The unconditional
                 prompt is the same generation prompt with an empty caption (`generation_prompt("")`).
+            compile_step: with cache_implementation "static", run the LLM's one-token steps through
+                `torch.compile` (compiled once per model; `lmmsn.generation.decode`).
 
         Returns:
             One `GeneratedAudio` for a string, a list for a list.
@@ -449,7 +452,8 @@ class Pipeline:
         rows = self._sample(
             [self.generation_prompt(p) for p in prompts], max_new_tokens=budget + 1, sampling=sampling,
             constraint=self._constraint(budget, min_tokens, allow_audio=True), eos=self.vocabulary.eoa_id,
-            seed=seed, progress=progress, cache_implementation=cache_implementation, **guidance,
+            seed=seed, progress=progress, cache_implementation=cache_implementation, compile_step=compile_step,
+            **guidance,
         )
         v = self.vocabulary
         codes = [v.ids_to_codes([t for t in row if v.is_audio(t)]) for row in rows]  # [T] each

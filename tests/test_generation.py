@@ -193,14 +193,15 @@ def test_batched_greedy_equals_per_prompt(llama):
 # ---- our decoding loop ("lmmsn" engine) and classifier-free guidance ------------------------------
 
 
-def run_engine(model, rows, *, engine, cache=None, sampling=None, seed=0, max_new=10, eos=EOS, uncond=None, **kw):
+def run_engine(model, rows, *, engine, cache=None, sampling=None, seed=0, max_new=10, eos=EOS, uncond=None,
+               compile_step=False, **kw):
     ids, mask = left_pad(rows)
     extra = {}
     if uncond is not None:
         extra["unconditional_ids"], extra["unconditional_mask"] = left_pad(uncond)
     return sample(model, ids, mask, max_new_tokens=max_new, sampling=sampling or SamplingConfig(),
                   constraint=constraint(**kw), vocab_size=V, eos_token_id=eos, pad_token_id=PAD, seed=seed,
-                  cache_implementation=cache, engine=engine, **extra)
+                  cache_implementation=cache, engine=engine, compile_step=compile_step, **extra)
 
 
 @pytest.mark.parametrize("cache", [None, "static"])
@@ -277,3 +278,24 @@ def test_incremental_span_state_equals_recomputed_state():
         ref_inside, ref_count = proc.span_state(seq)
         assert inside.tolist() == ref_inside.tolist()
         assert count[inside].tolist() == ref_count[inside].tolist()
+
+
+def test_the_compiled_step_writes_the_same_tokens_and_compiles_once(llama, monkeypatch):
+    """compile_step: token-identical to the eager static loop (left padding, guidance), one compiled step per model."""
+    import lmmsn.generation as generation
+
+    compiles = []
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiles.append(kw) or real(fn, **kw))
+    monkeypatch.setattr(generation, "_COMPILED", generation.weakref.WeakKeyDictionary())
+    rows, uncond = [[BOS, 9, SOA], [BOS, 4, 5, 6, 7, 8]], [[BOS, SOA], [BOS, SOA]]
+    sampling = SamplingConfig(temperature=1.3, guidance_scale=2.0)
+    for seed in range(2):
+        eager = run_engine(llama, rows, engine="lmmsn", cache="static", sampling=sampling, seed=seed, max_new=12,
+                           max_tokens=6, min_tokens=2, uncond=uncond)
+        compiled = run_engine(llama, rows, engine="lmmsn", cache="static", sampling=sampling, seed=seed, max_new=12,
+                              max_tokens=6, min_tokens=2, uncond=uncond, compile_step=True)
+        assert compiled.tolist() == eager.tolist(), f"seed {seed}"
+    assert compiles == [{"dynamic": False}]  # the second call reused the first one's compiled step
+    with pytest.raises(ValueError, match="static cache"):
+        run_engine(llama, rows, engine="lmmsn", cache=None, max_new=4, compile_step=True)

@@ -24,6 +24,7 @@ NUMBERS = {  # the headline numbers each row must report
     "d_generate_static": ["llm_s", "llm_tokens_per_s"],
     "d_generate_ours": ["llm_s", "llm_tokens_per_s"],
     "d_generate_ours_dynamic": ["llm_s", "llm_tokens_per_s"],
+    "d_generate_ours_compiled": ["llm_s", "llm_tokens_per_s"],
     "e_tokenizer_step": ["samples_per_s", "peak_gib"],
     "f_pytest_gpu": ["collected"],
 }
@@ -31,7 +32,7 @@ NUMBERS = {  # the headline numbers each row must report
 
 def test_dry_run_fills_every_row_with_numbers(tmp_path):
     """In the default suite, so the GPU script cannot rot. About 2 minutes on the 2-core machine
-    beside its training job (12 fresh interpreters importing torch: the imports are most of it)."""
+    beside its training job (13 fresh interpreters importing torch: the imports are most of it)."""
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     env.pop("OUT", None)
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry-run", "--out", str(tmp_path),
