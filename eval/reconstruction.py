@@ -211,13 +211,16 @@ def evaluate_reconstruction(
             emb = judge_audio(name, row, audio)
             if reference is not None and emb.size:
                 fads[name] = fad_from_embeddings(reference, emb)
-            row["average"] = _average(row, ("mse", "l1", "relative_mse", "logmel_l1", "yamnet_agree", "yamnet_kl"))
+            row["average"] = _average(row, ("mse", "l1", "relative_mse", "logmel_l1", "yamnet_agree", "yamnet_kl",
+                                                 "yamnet_identified"))
         if audio.yamnet is not None:
             result["fad_yamnet"] = fads
             result["judge"] = audio.yamnet.info()
         result["audio_definition"] = ("log-mel L1: mean |log-mel(decoded) - log-mel(original)|, HiFi-GAN analysis at 22.05 kHz mono, "
                                       "floor 1e-5; YAMNet agreement: top-1 class equal to the original's; KL(original || decoded) of "
                                       "clip-mean class scores; chance: top-1 agreement between different originals of the category; "
+                                      "identification: the clip's own original is the category's original with the smallest such KL "
+                                      "to the decoded clip (chance 1 / clips); "
                                       "FAD: YAMNet patch embeddings, decoded vs original, categories pooled")
     else:
         for row in table.values():

@@ -4,7 +4,10 @@
 YAMNet judge from `load_yamnet`); `judge_originals` tags the originals and gives the
 same-category chance agreement, `judge_audio` decodes a table row and adds per clip and data
 set the log-mel L1 (`logmel_l1`, HiFi-GAN analysis at 22.05 kHz) and, with YAMNet, top-1
-agreement and KL(original || decoded), writing example WAVs under folders named by `_slug`.
+agreement, KL(original || decoded) and identification (is the clip's own original the one of
+its category whose YAMNet posterior is closest to the decoded clip's, by that KL? chance
+1 / clips in the category: unlike top-1 agreement it does not saturate where YAMNet gives every
+original of a category the same top class), writing example WAVs under folders named by `_slug`.
 """
 
 from __future__ import annotations
@@ -111,12 +114,14 @@ def judge_audio(name: str, row: dict[str, Any], judging: AudioJudging) -> dict[s
                 reference = judging.tags[dname][i]
                 entry["yamnet_agree"] = float(summary["top1"] == reference["top1"])
                 entry["yamnet_kl"] = _kl(reference["scores"], summary["scores"])
+                kls = [_kl(t["scores"], summary["scores"]) for t in judging.tags[dname]]
+                entry["yamnet_identified"] = float(int(np.argmin(kls)) == i)
                 embeddings.append(summary["embeddings"])
             if judging.examples_dir is not None and i < judging.examples_per_dataset:
                 folder = judging.examples_dir / _slug(name)
                 save_audio(folder / f"{dname}_{i:02d}.wav", wav, rate)
                 save_audio(judging.examples_dir / "original" / f"{dname}_{i:02d}.wav", original, rate)
-        for key in ("logmel_l1", "yamnet_agree", "yamnet_kl"):
+        for key in ("logmel_l1", "yamnet_agree", "yamnet_kl", "yamnet_identified"):
             values = [c[key] for c in stats["per_clip"] if key in c]
             if values:
                 stats[key] = float(np.mean(values))

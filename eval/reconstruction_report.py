@@ -39,6 +39,10 @@ def summary_md(result: dict, title: str = "Reconstruction error (Table I)") -> s
             parts += ["YAMNet top-1 agreement with the original (higher is better); the last row is the same-category chance level:",
                       metric_table("yamnet_agree") + "\n" + "| same-category chance | | " + " | ".join(f"{chance.get(d, float('nan')):.3f}" for d in names) + f" | {np.nanmean(list(chance.values())):.3f} |",
                       "KL(original || decoded) of YAMNet class scores:", metric_table("yamnet_kl"),
+                      "YAMNet identification (higher is better): the decoded clip's posterior is closest, by that KL, to its "
+                      "own original among the category's originals; the last row is chance (1 / clips):",
+                      metric_table("yamnet_identified") + "\n" + "| chance | | " + " | ".join(
+                          f"{1 / first[d]['clips']:.3f}" for d in names) + f" | {np.mean([1 / first[d]['clips'] for d in names]):.3f} |",
                       "FAD on YAMNet patch embeddings (decoded vs original, categories pooled):",
                       markdown_table(["system", "FAD"], [[k, v] for k, v in result.get("fad_yamnet", {}).items()])]
         parts.append(result["audio_definition"] + ".")

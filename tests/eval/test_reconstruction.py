@@ -173,3 +173,34 @@ def test_mean_decode_adds_a_conditional_mean_row_for_flow_tokenizers_only():
         assert entry["mse"] == pytest.approx(float(((expected - z) ** 2).mean()), rel=1e-5)
     sample = [c["mse"] for c in res["tokenizers"]["fm"]["datasets"]["d"]["per_clip"]]
     assert sample != [c["mse"] for c in row]
+
+
+class _BandTagger:
+    """A YAMNet stand-in: class 0 always wins (as 'Speech' does for every speech clip), the other
+    classes are the clip's energy in 8 frequency bands, so clips differ below the top class."""
+
+    def analyse(self, wav, rate):
+        from types import SimpleNamespace
+
+        spectrum = np.abs(np.fft.rfft(wav.numpy().mean(0)))
+        bands = np.array([b.mean() for b in np.array_split(spectrum, 8)])
+        scores = np.concatenate([[1.0], 0.5 * bands / bands.sum()])[None]  # [1 frame, 9 classes]
+        return SimpleNamespace(scores=scores, embeddings=np.repeat(scores, 3, axis=0) + np.arange(3)[:, None])
+
+    def info(self):
+        return {"model": "band tagger (test)"}
+
+
+def test_identification_does_not_saturate_where_top1_agreement_does():
+    from eval.reconstruction import BASELINE, RESYNTHESIS, AudioJudging
+
+    t = torch.arange(256 * 40) / 22050.0
+    clips = [(0.3 * torch.sin(2 * torch.pi * f * t))[None] for f in (300.0, 2500.0, 7000.0)]
+    latents = [c[0].reshape(40, 256) for c in clips]
+    judging = AudioJudging(_StubFrontend(), {"tones": clips}, yamnet=_BandTagger())
+    res = evaluate_reconstruction({}, {"tones": latents}, audio=judging)
+    assert res["yamnet_chance"]["tones"] == 1.0  # every original has the same top class: agreement cannot beat chance
+    rows = res["tokenizers"]
+    assert rows[RESYNTHESIS]["datasets"]["tones"]["yamnet_identified"] == 1.0  # each decode is closest to its own original
+    assert rows[BASELINE]["datasets"]["tones"]["yamnet_identified"] == pytest.approx(1 / 3)  # one decode for all: 1 of 3
+    assert rows[BASELINE]["datasets"]["tones"]["yamnet_agree"] == 1.0  # while top-1 agreement calls it perfect
